@@ -1,0 +1,222 @@
+"""The drainsim command line: run, compare and plot scenarios."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sim import __version__
+from sim.errors import UserInputError
+from sim.scenario import MAX_DURATION_S, MAX_SEED, Scenario, load_scenario
+
+logger = logging.getLogger("sim.cli")
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+DEFAULT_RESULTS_ROOT = Path("results")
+
+
+class _Terminated(Exception):
+    """Raised in the main thread when SIGTERM arrives, so cleanup code runs as for Ctrl-C."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose - args.quiet)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return args.command(args)
+    except UserInputError as error:
+        print(f"drainsim: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("drainsim: interrupted; no partial results were kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("drainsim: terminated; no partial results were kept", file=sys.stderr)
+        return EXIT_TERMINATED
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: give an integer from 0 to {MAX_SEED}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"invalid seed {value}: give an integer from 0 to {MAX_SEED}")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: give seconds, such as 3600") from None
+    if not 0 < value <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {value}: give seconds above 0 and at most {MAX_DURATION_S:.0f}"
+        )
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drainsim",
+        description="Simulate and compare ways for AWS Lambda to drain an SQS delay queue into SNS.",
+    )
+    parser.add_argument("--version", action="version", version=f"drainsim {__version__}")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="simulate the designs of one scenario", description="Simulate the designs of one scenario and write its results and plots.")
+    run.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file (.toml)")
+    run.add_argument("--design", action="append", metavar="NAME", help="simulate only this design (repeatable); default: all designs of the scenario")
+    _add_common_run_options(run)
+    run.add_argument("--duration", type=_duration, metavar="S", help="replace the scenario's duration_s: seconds of simulated time during which messages fall due")
+    run.set_defaults(command=_command_run)
+
+    compare = commands.add_parser("compare", help="simulate every design of one or more scenarios and print a table per scenario", description="Simulate every design of each scenario on the same arrivals, print one table per scenario and write results and plots.")
+    compare.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO", help="scenario files (.toml)")
+    _add_common_run_options(compare)
+    compare.set_defaults(command=_command_compare)
+
+    plot = commands.add_parser("plot", help="redraw the plots of a results folder", description="Redraw the PNG plots of a results folder from its summary and Parquet files.")
+    plot.add_argument("folder", type=Path, metavar="RESULT_DIR", help="a results folder, such as results/flat/<run-id>")
+    plot.set_defaults(command=_command_plot)
+
+    for sub in (run, compare, plot):
+        sub.add_argument("-v", "--verbose", action="count", default=0, help="log more: -v for progress messages, -vv for simulation details")
+        sub.add_argument("-q", "--quiet", action="count", default=0, help="log only errors and hide the progress bar")
+    return parser
+
+
+def _add_common_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=_seed, metavar="N", help=f"replace the scenario's seed (integer, 0 to {MAX_SEED})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS_ROOT, metavar="DIR", help="output root; each run is written to DIR/<scenario>/<run-id>/ (default: results)")
+    parser.add_argument("--run-id", metavar="ID", help="name of the run folder (default: UTC time and seed, such as 20261204T201500Z-seed42)")
+    parser.add_argument("--no-plots", action="store_true", help="write the summary and tables but no PNG plots")
+
+
+def _configure_logging(level_shift: int) -> None:
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(level_shift)
+    if level is None:
+        level = logging.DEBUG if level_shift > 1 else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.duration is not None:
+        overrides["duration_s"] = args.duration
+    scenario = _load(args.scenario, overrides)
+    _simulate_and_write(scenario, args, design_names=args.design)
+    return 0
+
+
+def _command_compare(args: argparse.Namespace) -> int:
+    overrides = {"seed": args.seed} if args.seed is not None else {}
+    # Every file is validated before the first simulation, so a typo in the last one costs nothing.
+    scenarios = [_load(path, overrides) for path in args.scenarios]
+    names = [scenario.name for scenario in scenarios]
+    if len(set(names)) != len(names):
+        raise UserInputError(f"scenario names must differ, as they name the result folders: {', '.join(names)}")
+    for scenario in scenarios:
+        _simulate_and_write(scenario, args, design_names=None)
+    return 0
+
+
+def _command_plot(args: argparse.Namespace) -> int:
+    from sim.plots import write_plots
+    from sim.results import load_results
+
+    summary, messages, invocations, concurrency = load_results(args.folder)
+    paths = write_plots(args.folder, summary, messages, invocations, concurrency)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _load(path: Path, overrides: dict[str, Any]) -> Scenario:
+    scenario = load_scenario(path, overrides)
+    for warning in scenario.warnings():
+        logger.warning("%s: %s", path, warning)
+    return scenario
+
+
+def _simulate_and_write(scenario: Scenario, args: argparse.Namespace, design_names: Sequence[str] | None) -> None:
+    from sim.plots import write_plots
+    from sim.report import format_comparison
+    from sim.results import check_output_root, new_run_id, write_results
+    from sim.runner import run_scenario, select_designs
+
+    check_output_root(args.out)
+    names = select_designs(scenario, design_names)
+    with _ProgressBar(scenario, names, enabled=args.quiet == 0) as progress:
+        result = run_scenario(scenario, names, progress.for_design)
+    run_id = args.run_id or new_run_id(scenario.seed)
+    folder = write_results(
+        result,
+        args.out,
+        run_id,
+        plot_writer=None if args.no_plots else write_plots,
+        run_info={"command": ["drainsim", *sys.argv[1:]]},
+    )
+    print(format_comparison(result.summary))
+    print(f"results: {folder}")
+
+
+class _ProgressBar:
+    """A progress bar on stderr showing simulated time, one bar per scenario."""
+
+    def __init__(self, scenario: Scenario, design_names: list[str], enabled: bool) -> None:
+        from sim.simulation import run_end_at_s
+
+        self._end_at_s = run_end_at_s(scenario)
+        self._total_s = self._end_at_s * len(design_names)
+        self._enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+        self._done_s = 0.0
+        self._label = scenario.name
+
+    def __enter__(self) -> _ProgressBar:
+        if self._enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=round(self._total_s), desc=self._label, unit="sim s", file=sys.stderr, leave=False)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def for_design(self, design_name: str) -> Callable[[float], None] | None:
+        if self._bar is None:
+            return None
+        offset_s = self._done_s
+        self._done_s += self._end_at_s
+        self._bar.set_description(f"{self._label}/{design_name}")
+
+        def update(simulated_s: float) -> None:
+            self._bar.n = round(offset_s + simulated_s)
+            self._bar.refresh()
+
+        return update

@@ -1,0 +1,417 @@
+"""The SQS standard delay queue.
+
+Every message of the run is known in advance, so message state lives in numpy arrays indexed by
+the message's position in due-time order, and no SimPy event is created per message. Events are
+created per API call: a long poll that finds nothing registers a waiter, and the queue wakes the
+waiters when the next message becomes visible.
+
+Rules modelled, from the Amazon SQS Developer Guide unless noted:
+- A message sent with DelaySeconds is hidden until send time + delay ("message timers").
+- A received message is hidden for the visibility timeout, counted from the moment SQS returns
+  it; if it is not deleted in time it becomes visible again ("visibility timeout").
+- Each receive increments the receive count. With a redrive policy, a message whose receive count
+  has reached maxReceiveCount moves to the dead-letter queue instead of being received again
+  ("dead-letter queues").
+- A message is deleted once it has been in the queue for the retention period, counted from the
+  send, also when it is in flight or in the dead-letter queue ("MessageRetentionPeriod").
+- A long poll returns as soon as at least one message is visible, with up to MaxNumberOfMessages,
+  and returns empty only when its wait expires ("short and long polling").
+- A short poll samples a subset of the servers and may miss visible messages (same page).
+- At the in-flight limit a long poll returns no messages and no error ("standard queue quotas").
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import heapq
+import math
+import logging
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import simpy
+
+from sim import limits
+from sim.drain.effects import Message
+from sim.scenario import QueueSettings
+from sim.workload import Arrivals
+
+logger = logging.getLogger(__name__)
+
+
+class MessageState(enum.IntEnum):
+    """Where a message is. QUEUED covers both delayed and visible messages."""
+
+    QUEUED = 0
+    IN_FLIGHT = 1
+    DELETED = 2
+    DLQ = 3
+    EXPIRED = 4
+
+
+# Plain ints for the hot paths: an IntEnum member lookup costs a Python-level attribute access.
+_QUEUED = int(MessageState.QUEUED)
+_IN_FLIGHT = int(MessageState.IN_FLIGHT)
+_DELETED = int(MessageState.DELETED)
+_DLQ = int(MessageState.DLQ)
+_EXPIRED = int(MessageState.EXPIRED)
+
+
+class SqsApi(str, enum.Enum):
+    """SQS actions whose requests are counted (each is a billable request)."""
+
+    RECEIVE_MESSAGE = "ReceiveMessage"
+    RECEIVE_MESSAGE_EMPTY = "ReceiveMessage_empty"
+    DELETE_MESSAGE = "DeleteMessage"
+    DELETE_MESSAGE_BATCH = "DeleteMessageBatch"
+    SEND_MESSAGE = "SendMessage"
+    SEND_MESSAGE_BATCH = "SendMessageBatch"
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A long poll waiting for a message to become visible."""
+
+    event: simpy.Event
+    max_messages: int
+    visibility_timeout_s: int
+    done: bool = False
+
+
+class SqsQueue:
+    """One standard queue holding a run's messages, with competing consumers.
+
+    Per-message state is kept in Python lists, which are faster than numpy arrays for the
+    one-message reads and writes of the hot path; the ``*_array`` methods convert at the end.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        arrivals: Arrivals,
+        settings: QueueSettings,
+        rng: np.random.Generator,
+    ) -> None:
+        self.env = env
+        self.settings = settings
+        self._rng = rng
+
+        count = len(arrivals)
+        self._send_at_s: list[float] = arrivals.send_at_s.tolist()
+        self._due_at_s: list[float] = arrivals.due_at_s.tolist()
+        self._state = [_QUEUED] * count
+        self._receive_count = [0] * count
+        self._first_receive_at_s = [math.nan] * count
+        self._receipt = [-1] * count
+        self._retention_s = float(settings.retention_s)
+
+        # Messages at positions >= _next_fresh have never been received; those due by now are
+        # visible. Messages visible again after a receive wait in _revisible, oldest first.
+        self._next_fresh = 0
+        self._fresh_run_has_expired = False
+        self._revisible: deque[int] = deque()
+        # Heap of (visible_again_at_s, sequence, indices, receipts), one entry per receive.
+        self._reappearances: list[tuple[float, int, list[int], list[int]]] = []
+        self._reappearance_sequence = 0
+        self._next_receipt = 0
+        self.in_flight = 0
+
+        self._waiters: deque[_Waiter] = deque()
+        self._wake_generation = 0
+        self._wake_at_s = math.inf
+
+        self.requests: Counter[str] = Counter()
+        self.dlq_moves = 0
+
+    # -----------------------------------------------------------------------------------------
+    # ReceiveMessage
+
+    def receive_now(
+        self, max_messages: int, visibility_timeout_s: int | None, short_poll: bool
+    ) -> list[Message] | None:
+        """Start a ReceiveMessage request and take what it gets at the current time.
+
+        Returns the messages taken, an empty list for a response that is empty at once (a short
+        poll, or a long poll's rare false empty), or None when a long poll found nothing and
+        should wait with ``wait_for_messages``.
+        """
+        visibility_s = self._visibility(visibility_timeout_s)
+        self.requests[SqsApi.RECEIVE_MESSAGE] += 1
+
+        if self.in_flight >= limits.MAX_IN_FLIGHT_MESSAGES:
+            return [] if short_poll else None
+        if short_poll:
+            available = self._visible_upper_bound()
+            if available == 0:
+                return []
+            keep_probability = 1.0 - self.settings.short_poll_miss_probability
+            max_messages = min(max_messages, int(self._rng.binomial(available, keep_probability)))
+            if max_messages == 0:
+                return []
+            return self._take(max_messages, visibility_s)
+
+        messages = self._take(max_messages, visibility_s)
+        if not messages:
+            return None
+        empty_probability = self.settings.long_poll_empty_probability
+        if empty_probability > 0 and self._rng.random() < empty_probability:
+            self._return_unreceived(messages)
+            return []
+        return messages
+
+    def wait_for_messages(self, max_messages: int, visibility_timeout_s: int | None, wait_s: float) -> simpy.Event:
+        """Return an event that succeeds with the messages of a long poll that found none at first.
+
+        The event's value is a list of messages when some became visible within ``wait_s``, or an
+        empty list when the wait expired. Cancel it with ``cancel_wait`` if the caller dies.
+        """
+        waiter = _Waiter(self.env.event(), max_messages, self._visibility(visibility_timeout_s))
+        waiter.event.waiter = waiter  # type: ignore[attr-defined]
+        self._waiters.append(waiter)
+        deadline = self.env.timeout(wait_s)
+        deadline.callbacks.append(lambda _event, waiter=waiter: self._expire_waiter(waiter))
+        self._schedule_wake()
+        return waiter.event
+
+    def cancel_wait(self, event: simpy.Event) -> None:
+        """Forget the waiter behind ``event``: its caller was stopped while polling."""
+        waiter: _Waiter = event.waiter  # type: ignore[attr-defined]
+        if not waiter.done:
+            waiter.done = True
+            self._waiters.remove(waiter)
+
+    def count_empty_receive(self) -> None:
+        self.requests[SqsApi.RECEIVE_MESSAGE_EMPTY] += 1
+
+    def _visibility(self, override_s: int | None) -> int:
+        return self.settings.visibility_timeout_s if override_s is None else override_s
+
+    def _expire_waiter(self, waiter: _Waiter) -> None:
+        if waiter.done:
+            return
+        waiter.done = True
+        self._waiters.remove(waiter)
+        waiter.event.succeed([])
+
+    def _schedule_wake(self) -> None:
+        """Make sure a wake-up is scheduled for the next time a message becomes visible."""
+        if not self._waiters:
+            return
+        next_at_s = self._next_visible_at_s()
+        if next_at_s >= self._wake_at_s:
+            return
+        self._wake_generation += 1
+        self._wake_at_s = next_at_s
+        generation = self._wake_generation
+        wake = self.env.timeout(next_at_s - self.env.now)
+        wake.callbacks.append(lambda _event: self._wake(generation))
+
+    def _wake(self, generation: int) -> None:
+        if generation != self._wake_generation:
+            return
+        self._wake_at_s = math.inf
+        while self._waiters:
+            waiter = self._waiters[0]
+            messages = self._take(waiter.max_messages, waiter.visibility_timeout_s)
+            if not messages:
+                break
+            self._waiters.popleft()
+            waiter.done = True
+            waiter.event.succeed(messages)
+        self._schedule_wake()
+
+    def _next_visible_at_s(self) -> float:
+        now = self.env.now
+        if self._revisible:
+            return now
+        next_at_s = math.inf
+        if self._next_fresh < len(self._due_at_s):
+            next_at_s = self._due_at_s[self._next_fresh]
+        if self._reappearances and self._reappearances[0][0] < next_at_s:
+            next_at_s = self._reappearances[0][0]
+        return max(now, next_at_s)
+
+    # -----------------------------------------------------------------------------------------
+    # Taking messages
+
+    def _visible_upper_bound(self) -> int:
+        """Count messages that may be visible now (some may turn out expired or DLQ-bound)."""
+        self._release_reappearances()
+        fresh_end = bisect.bisect_right(self._due_at_s, self.env.now, lo=self._next_fresh)
+        return len(self._revisible) + fresh_end - self._next_fresh
+
+    def _take(self, max_messages: int, visibility_s: int) -> list[Message]:
+        """Mark up to ``max_messages`` visible messages in flight and return them."""
+        now = self.env.now
+        if self._reappearances and self._reappearances[0][0] <= now:
+            self._release_reappearances()
+        max_messages = min(max_messages, limits.MAX_IN_FLIGHT_MESSAGES - self.in_flight)
+
+        taken: list[int] = []
+        if self._revisible:
+            taken = self._take_revisible(max_messages, now)
+        fresh_start = self._next_fresh
+        fresh_stop = fresh_start
+        if len(taken) < max_messages:
+            fresh_stop = self._take_fresh(max_messages - len(taken), now)
+        if not taken and fresh_stop == fresh_start:
+            return []
+        return self._mark_in_flight(taken, fresh_start, fresh_stop, visibility_s, now)
+
+    def _take_revisible(self, max_messages: int, now: float) -> list[int]:
+        state = self._state
+        max_receive_count = self.settings.max_receive_count
+        taken: list[int] = []
+        while self._revisible and len(taken) < max_messages:
+            index = self._revisible.popleft()
+            if state[index] != _QUEUED:
+                continue
+            if self._send_at_s[index] + self._retention_s <= now:
+                state[index] = _EXPIRED
+                continue
+            if max_receive_count is not None and self._receive_count[index] >= max_receive_count:
+                state[index] = _DLQ
+                self.dlq_moves += 1
+                continue
+            taken.append(index)
+        return taken
+
+    def _take_fresh(self, wanted: int, now: float) -> int:
+        """Advance past up to ``wanted`` never-received visible messages; return the new start."""
+        start = self._next_fresh
+        stop = bisect.bisect_right(self._due_at_s, now, lo=start, hi=min(start + wanted, len(self._due_at_s)))
+        if stop <= start:
+            return start
+        self._next_fresh = stop
+        self._fresh_run_has_expired = False
+        # Only a message visible for longer than the retention minus the longest delay can have
+        # expired, so the per-message check is skipped in the common case.
+        if now - self._due_at_s[start] >= self._retention_s - limits.MAX_DELAY_S:
+            for index in range(start, stop):
+                if self._send_at_s[index] + self._retention_s <= now:
+                    # Expired messages keep their place in the fresh range but are skipped.
+                    self._state[index] = _EXPIRED
+                    self._fresh_run_has_expired = True
+        return stop
+
+    def _mark_in_flight(
+        self, revisible: list[int], fresh_start: int, fresh_stop: int, visibility_s: int, now: float
+    ) -> list[Message]:
+        state = self._state
+        receive_count = self._receive_count
+        receipt = self._receipt
+        first_receive = self._first_receive_at_s
+
+        indices = revisible
+        for index in revisible:
+            receive_count[index] += 1
+            state[index] = _IN_FLIGHT
+            if first_receive[index] != first_receive[index]:  # NaN after a false-empty response
+                first_receive[index] = now
+        fresh = range(fresh_start, fresh_stop)
+        fresh_count = fresh_stop - fresh_start
+        if fresh_count and not self._fresh_run_has_expired:
+            # The common case: a run of never-received messages, updated by slice assignment.
+            state[fresh_start:fresh_stop] = [_IN_FLIGHT] * fresh_count
+            receive_count[fresh_start:fresh_stop] = [1] * fresh_count
+            first_receive[fresh_start:fresh_stop] = [now] * fresh_count
+            indices = revisible + list(fresh)
+        elif fresh_count:
+            kept = [index for index in fresh if state[index] == _QUEUED]
+            for index in kept:
+                state[index] = _IN_FLIGHT
+                receive_count[index] = 1
+                first_receive[index] = now
+            indices = revisible + kept
+        if not indices:
+            return []
+
+        first_receipt = self._next_receipt
+        self._next_receipt += len(indices)
+        receipts = list(range(first_receipt, self._next_receipt))
+        for index, handle in zip(indices, receipts):
+            receipt[index] = handle
+        self.in_flight += len(indices)
+
+        self._reappearance_sequence += 1
+        visible_again_at_s = now + visibility_s
+        heapq.heappush(self._reappearances, (visible_again_at_s, self._reappearance_sequence, indices, receipts))
+        if self._waiters and visible_again_at_s < self._wake_at_s:
+            self._schedule_wake()
+        return list(map(Message, indices, receipts))
+
+    def _release_reappearances(self) -> None:
+        """Make messages whose visibility timeout has expired visible again."""
+        now = self.env.now
+        heap = self._reappearances
+        state = self._state
+        receipt = self._receipt
+        while heap and heap[0][0] <= now:
+            _, _, indices, receipts = heapq.heappop(heap)
+            for index, handle in zip(indices, receipts):
+                if state[index] == _IN_FLIGHT and receipt[index] == handle:
+                    state[index] = _QUEUED
+                    self.in_flight -= 1
+                    self._revisible.append(index)
+
+    def _return_unreceived(self, messages: list[Message]) -> None:
+        """Undo a take whose response was a false empty: the messages stay visible."""
+        for index, _handle, _body in reversed(messages):
+            self._state[index] = _QUEUED
+            self._receive_count[index] -= 1
+            if self._receive_count[index] == 0:
+                self._first_receive_at_s[index] = math.nan
+            self._receipt[index] = -1
+            self.in_flight -= 1
+            self._revisible.appendleft(index)
+
+    # -----------------------------------------------------------------------------------------
+    # DeleteMessage
+
+    def delete(self, messages: Sequence[Message]) -> None:
+        """Delete messages by receipt handle.
+
+        SQS deletes only with the most recent receipt handle: after a message was received again,
+        an older handle leaves it in the queue, although the request reports success. A handle
+        whose visibility timeout expired still deletes a message that nobody received since.
+        """
+        state = self._state
+        receipt = self._receipt
+        duplicate_probability = self.settings.duplicate_probability
+        for index, handle, _body in messages:
+            if receipt[index] != handle:
+                continue
+            current = state[index]
+            if current == _IN_FLIGHT:
+                # At-least-once delivery: a copy on another server may survive the delete and
+                # reappear after the visibility timeout.
+                if duplicate_probability > 0 and self._rng.random() < duplicate_probability:
+                    continue
+                state[index] = _DELETED
+                self.in_flight -= 1
+            elif current == _QUEUED:
+                state[index] = _DELETED
+
+    def count_requests(self, api: SqsApi, count: int = 1) -> None:
+        self.requests[api] += count
+
+    # -----------------------------------------------------------------------------------------
+    # End of run
+
+    def final_states(self, end_at_s: float) -> np.ndarray:
+        """Return every message's MessageState at ``end_at_s``, with retention expiry applied."""
+        states = np.array(self._state, dtype=np.int8)
+        # Messages in the dead-letter queue are reported there, whatever its own retention.
+        alive = (states == _QUEUED) | (states == _IN_FLIGHT)
+        expires_at_s = np.array(self._send_at_s) + self._retention_s
+        states[alive & (expires_at_s <= end_at_s)] = _EXPIRED
+        return states
+
+    def receive_count_array(self) -> np.ndarray:
+        return np.array(self._receive_count, dtype=np.int32)
+
+    def first_receive_at_s_array(self) -> np.ndarray:
+        return np.array(self._first_receive_at_s, dtype=np.float64)
