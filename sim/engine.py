@@ -1,9 +1,8 @@
 """The simulated engine: carries out the drain programs' effect requests against the models.
 
-Each request costs the modelled latency of its API call. Server-side effects happen when AWS
-would apply them: a receive takes its messages when the request finds them, a delete applies when
-the request starts, and a publish is recorded when its response completes, even if the caller is
-stopped before it reads that response.
+Each request costs the modelled latency of its API call. A receive takes its messages when the
+request finds them, and a delete applies when the request starts. A publish is recorded when its
+response completes, even if the caller is stopped before it reads that response.
 """
 
 from __future__ import annotations

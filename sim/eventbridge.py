@@ -1,8 +1,8 @@
 """The EventBridge scheduled rule that starts the timer design.
 
 Rules modelled, from the Amazon EventBridge User Guide ("Creating a rule that runs on a
-schedule", "Troubleshooting"): a rule fires once per period at some second of its minute, not on
-second 0; the target can start several seconds later; in rare cases a rule fires twice for one
+schedule", "Troubleshooting"). A rule fires once per period at some second of its minute, not on
+second 0. The target can start several seconds later. In rare cases a rule fires twice for one
 scheduled time. A Lambda target is invoked asynchronously.
 """
 

@@ -1,7 +1,7 @@
 """The Lambda service: execution environments, concurrency, asynchronous invocation and billing.
 
 Rules modelled, from the AWS Lambda Developer Guide unless noted:
-- A new execution environment runs its Init phase first (a cold start, at most 10 s); an idle
+- A new execution environment runs its Init phase first (a cold start, at most 10 s). An idle
   environment is reused warm, keeping module state, until it is reclaimed ("Lambda execution
   environment"). AWS does not publish how long idle environments live.
 - An invocation that reaches its timeout is stopped and counted as a function error, and its
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 class Trigger(str, enum.Enum):
-    """What caused an invocation."""
+    """Cause of an invocation."""
 
     START = "start"  # the first invocation of a recursive chain
     TIMER = "timer"  # a scheduled rule's fire
@@ -48,7 +48,7 @@ class Trigger(str, enum.Enum):
 
 
 class EndReason(str, enum.Enum):
-    """How an invocation ended."""
+    """Way an invocation ended."""
 
     IDLE_AFTER_BASELINE = "idle_after_baseline"
     NEAR_TIMEOUT = "near_timeout"
@@ -60,7 +60,7 @@ class EndReason(str, enum.Enum):
 
 
 class DropReason(str, enum.Enum):
-    """Why an asynchronous event was discarded without an invocation."""
+    """Reason an asynchronous event was discarded without an invocation."""
 
     RECURSIVE_LOOP = "recursive_loop"
     EVENT_AGE = "event_age"

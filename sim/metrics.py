@@ -179,7 +179,7 @@ def invocation_frame(run: DesignRun) -> pd.DataFrame:
 
 
 def concurrency_frame(run: DesignRun) -> pd.DataFrame:
-    """Return concurrency as a step series: each row's value holds until the next row."""
+    """Return concurrency as a step series: each row's value lasts until the next row."""
     changes = run.lambda_records.concurrency
     return pd.DataFrame(
         {

@@ -25,8 +25,8 @@ LAMBDA_USD_PER_REQUEST = 0.20 / 1e6
 # SQS pricing page: standard queue, $0.40 per million requests (first 100 billion per month).
 # Each request of up to 64 KB counts once; drainsim's messages are assumed to be smaller.
 SQS_USD_PER_REQUEST = 0.40 / 1e6
-# SNS pricing page: $0.50 per million publish requests; a PublishBatch of small messages counts
-# as one request, which is why batching cuts the cost up to ten times.
+# SNS pricing page: $0.50 per million publish requests. A PublishBatch of small messages counts
+# as one request, so batching cuts the cost up to ten times.
 SNS_USD_PER_REQUEST = 0.50 / 1e6
 # EventBridge pricing charges for custom, partner and cross-account events. Scheduled-rule
 # invocations are not listed there and are treated as free.
@@ -36,7 +36,7 @@ EVENTBRIDGE_USD_PER_SCHEDULED_EVENT = 0.0
 
 @dataclass(frozen=True)
 class UsageCounts:
-    """What one design used during a run."""
+    """Usage of one design during a run."""
 
     billed_gb_s: float
     lambda_requests: int

@@ -1,6 +1,6 @@
 """Independent random streams for every stochastic component of a run, all from one seed.
 
-Each component's stream is keyed by its name, not by creation order, so the same component sees
+Each component's stream is keyed by its name, not by creation order. So the same component gets
 the same numbers in every design of a comparison (common random numbers), and adding a component
 does not shift the others.
 """

@@ -39,7 +39,7 @@ class _Settings(BaseModel):
 
 
 class Arrival(str, enum.Enum):
-    """How arrival instants are placed at a given rate."""
+    """Placement of arrival instants at a given rate."""
 
     POISSON = "poisson"
     EVEN = "even"
@@ -235,7 +235,8 @@ class EventBridgeSettings(_Settings):
     offset_s: float = Field(default=0.0, ge=0, lt=limits.SCHEDULE_MINUTE_S)
     # Extra random time between the scheduled fire and the start of delivery.
     jitter_s: Distribution = Fixed(value=0)
-    # Delay between the fire and the asynchronous Invoke; AWS says targets can lag by seconds.
+    # Delay between the fire and the asynchronous Invoke. AWS documents that targets can lag by
+    # several seconds.
     delivery_delay_s: Distribution = _latency(0.5, 3)
     duplicate_probability: float = Field(default=0.0, ge=0, le=1)
 

@@ -23,7 +23,7 @@ def format_validation_error(path: Path, error: ValidationError, root: type[BaseM
     for detail in error.errors(include_url=False):
         key, parent, field = _resolve_location(root, detail["loc"])
         # An untagged union reports one error per branch. A type mismatch ("should be a valid
-        # integer") only says the user chose the other branch, so any other error is more useful.
+        # integer") only means the user chose the other branch, so any other error is more useful.
         if key not in best or best[key][0]["type"].endswith("_type"):
             best[key] = (detail, parent, field)
     lines = [

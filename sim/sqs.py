@@ -8,7 +8,7 @@ waiters when the next message becomes visible.
 Rules modelled, from the Amazon SQS Developer Guide unless noted:
 - A message sent with DelaySeconds is hidden until send time + delay ("message timers").
 - A received message is hidden for the visibility timeout, counted from the moment SQS returns
-  it; if it is not deleted in time it becomes visible again ("visibility timeout").
+  it. If it is not deleted in time, it becomes visible again ("visibility timeout").
 - Each receive increments the receive count. With a redrive policy, a message whose receive count
   has reached maxReceiveCount moves to the dead-letter queue instead of being received again
   ("dead-letter queues").
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 
 class MessageState(enum.IntEnum):
-    """Where a message is. QUEUED covers both delayed and visible messages."""
+    """Location of a message. QUEUED covers both delayed and visible messages."""
 
     QUEUED = 0
     IN_FLIGHT = 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class PollParams:
-    """How each cycle receives, publishes and deletes."""
+    """Settings of each receive, publish and delete cycle."""
 
     batch_size: int = 10
     wait_s: int = 3
