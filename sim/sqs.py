@@ -136,7 +136,8 @@ class SqsQueue:
 
         Returns the messages taken, an empty list for a response that is empty at once (a short
         poll, or a long poll's rare false empty), or None when a long poll found nothing and
-        should wait with ``wait_for_messages``.
+        should wait with ``wait_for_messages``. A false empty applies only to a poll that finds
+        messages at once, not to one woken while waiting.
         """
         visibility_s = self._visibility(visibility_timeout_s)
         self.requests[SqsApi.RECEIVE_MESSAGE] += 1
@@ -197,8 +198,12 @@ class SqsQueue:
         waiter.event.succeed([])
 
     def _schedule_wake(self) -> None:
-        """Make sure a wake-up is scheduled for the next time a message becomes visible."""
-        if not self._waiters:
+        """Make sure a wake-up is scheduled for the next time a message becomes visible.
+
+        At the in-flight limit no wake-up is scheduled: waiting long polls get no messages and
+        return empty when their wait expires, even if messages are deleted meanwhile.
+        """
+        if not self._waiters or self.in_flight >= limits.MAX_IN_FLIGHT_MESSAGES:
             return
         next_at_s = self._next_visible_at_s()
         if next_at_s >= self._wake_at_s:
@@ -280,22 +285,34 @@ class SqsQueue:
         return taken
 
     def _take_fresh(self, wanted: int, now: float) -> int:
-        """Advance past up to ``wanted`` never-received visible messages; return the new start."""
+        """Advance past ``wanted`` never-received visible messages, and any expired ones among them.
+
+        Returns the new start of the fresh range. Expired messages keep their place in the range
+        but are marked, and ``_fresh_run_has_expired`` tells the caller to skip them.
+        """
         start = self._next_fresh
-        stop = bisect.bisect_right(self._due_at_s, now, lo=start, hi=min(start + wanted, len(self._due_at_s)))
-        if stop <= start:
-            return start
-        self._next_fresh = stop
+        due = self._due_at_s
         self._fresh_run_has_expired = False
+        if start >= len(due) or due[start] > now:
+            return start
         # Only a message visible for longer than the retention minus the longest delay can have
         # expired, so the per-message check is skipped in the common case.
-        if now - self._due_at_s[start] >= self._retention_s - limits.MAX_DELAY_S:
-            for index in range(start, stop):
-                if self._send_at_s[index] + self._retention_s <= now:
-                    # Expired messages keep their place in the fresh range but are skipped.
-                    self._state[index] = _EXPIRED
-                    self._fresh_run_has_expired = True
-        return stop
+        if now - due[start] < self._retention_s - limits.MAX_DELAY_S:
+            stop = bisect.bisect_right(due, now, lo=start, hi=min(start + wanted, len(due)))
+            self._next_fresh = stop
+            return stop
+
+        index = start
+        kept = 0
+        while kept < wanted and index < len(due) and due[index] <= now:
+            if self._send_at_s[index] + self._retention_s <= now:
+                self._state[index] = _EXPIRED
+                self._fresh_run_has_expired = True
+            else:
+                kept += 1
+            index += 1
+        self._next_fresh = index
+        return index
 
     def _mark_in_flight(
         self, revisible: list[int], fresh_start: int, fresh_stop: int, visibility_s: int, now: float
