@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 DEFAULT_RESULTS_ROOT = Path("results")
+# A run id names one folder under the scenario's folder, so it must not contain a path separator.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
 
 class _Terminated(Exception):
@@ -73,6 +76,14 @@ def _duration(text: str) -> float:
     return value
 
 
+def _run_id(text: str) -> str:
+    if not RUN_ID_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid run id {text!r}: use 1 to 100 letters, digits, '.', '_' or '-', not starting with '.'"
+        )
+    return text
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drainsim",
@@ -106,7 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _add_common_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=_seed, metavar="N", help=f"replace the scenario's seed (integer, 0 to {MAX_SEED})")
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS_ROOT, metavar="DIR", help="output root; each run is written to DIR/<scenario>/<run-id>/ (default: results)")
-    parser.add_argument("--run-id", metavar="ID", help="name of the run folder (default: UTC time and seed, such as 20261204T201500Z-seed42)")
+    parser.add_argument("--run-id", type=_run_id, metavar="ID", help="name of the run folder: letters, digits, '.', '_' and '-' (default: UTC time and seed, such as 20261204T201500Z-seed42)")
     parser.add_argument("--no-plots", action="store_true", help="write the summary and tables but no PNG plots")
 
 
@@ -128,7 +139,7 @@ def _command_run(args: argparse.Namespace) -> int:
     if args.duration is not None:
         overrides["duration_s"] = args.duration
     scenario = _load(args.scenario, overrides)
-    _simulate_and_write(scenario, args, design_names=args.design)
+    _run_all([scenario], args, design_names=args.design)
     return 0
 
 
@@ -139,8 +150,7 @@ def _command_compare(args: argparse.Namespace) -> int:
     names = [scenario.name for scenario in scenarios]
     if len(set(names)) != len(names):
         raise UserInputError(f"scenario names must differ, as they name the result folders: {', '.join(names)}")
-    for scenario in scenarios:
-        _simulate_and_write(scenario, args, design_names=None)
+    _run_all(scenarios, args, design_names=None)
     return 0
 
 
@@ -162,16 +172,28 @@ def _load(path: Path, overrides: dict[str, Any]) -> Scenario:
     return scenario
 
 
-def _simulate_and_write(scenario: Scenario, args: argparse.Namespace, design_names: Sequence[str] | None) -> None:
-    from sim.plots import write_plots
-    from sim.report import format_comparison
-    from sim.results import check_output_root, new_run_id, write_results
-    from sim.runner import run_scenario, select_designs
+def _run_all(scenarios: list[Scenario], args: argparse.Namespace, design_names: Sequence[str] | None) -> None:
+    """Simulate and write each scenario, after checking every input of every one of them."""
+    from sim.results import check_output_root
+    from sim.runner import prepare_arrivals, select_designs
 
     check_output_root(args.out)
-    names = select_designs(scenario, design_names)
+    prepared = []
+    for scenario in scenarios:
+        names = select_designs(scenario, design_names)
+        prepared.append((scenario, names, prepare_arrivals(scenario, names)))
+    for scenario, names, arrivals in prepared:
+        _simulate_and_write(scenario, args, names, arrivals)
+
+
+def _simulate_and_write(scenario: Scenario, args: argparse.Namespace, names: list[str], arrivals: Any) -> None:
+    from sim.plots import write_plots
+    from sim.report import format_comparison
+    from sim.results import new_run_id, write_results
+    from sim.runner import run_scenario
+
     with _ProgressBar(scenario, names, enabled=args.quiet == 0) as progress:
-        result = run_scenario(scenario, names, progress.for_design)
+        result = run_scenario(scenario, names, progress.for_design, arrivals)
     run_id = args.run_id or new_run_id(scenario.seed)
     folder = write_results(
         result,

@@ -351,7 +351,8 @@ class LambdaFunction:
             handler_s = end_at_s - invocation.handler_start_at_s
         billed_ms = _ceil_ms(handler_s)
         if invocation.cold and self.settings.bill_init:
-            billed_ms += _ceil_ms(invocation.init_s)
+            # An invocation still in its Init phase at the end of the run is billed up to then.
+            billed_ms += _ceil_ms(min(invocation.init_s, end_at_s - invocation.start_at_s))
         event = invocation.event
         self.records.invocations.append(
             (

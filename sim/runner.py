@@ -17,7 +17,7 @@ from sim.pricing import PRICE_REGION, PRICES_AS_OF
 from sim.randomness import component_rng
 from sim.scenario import Scenario
 from sim.simulation import ProgressCallback, run_end_at_s, simulate_design
-from sim.workload import estimate_message_count, generate_arrivals
+from sim.workload import Arrivals, estimate_message_count, generate_arrivals
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +81,31 @@ def check_memory(scenario: Scenario, design_count: int) -> None:
     )
 
 
+def prepare_arrivals(scenario: Scenario, design_names: Sequence[str] | None = None) -> Arrivals:
+    """Check the designs and the memory a run needs, then generate its arrivals.
+
+    Every input problem a run can meet (an unknown design, a bad trace, a run too large for
+    memory) is raised here, before any simulation.
+    """
+    names = select_designs(scenario, design_names)
+    check_memory(scenario, len(names))
+    return generate_arrivals(scenario, component_rng(scenario.seed, "workload"))
+
+
 def run_scenario(
     scenario: Scenario,
     design_names: Sequence[str] | None = None,
     progress: ProgressFactory | None = None,
+    arrivals: Arrivals | None = None,
 ) -> RunResult:
-    """Simulate each selected design on the same arrivals (common random numbers)."""
+    """Simulate each selected design on the same arrivals (common random numbers).
+
+    ``arrivals`` are the ones ``prepare_arrivals`` returned for this scenario, or None to make
+    them here.
+    """
     names = select_designs(scenario, design_names)
-    check_memory(scenario, len(names))
-    arrivals = generate_arrivals(scenario, component_rng(scenario.seed, "workload"))
+    if arrivals is None:
+        arrivals = prepare_arrivals(scenario, names)
     logger.info("scenario %s: %d messages due within %.0f s", scenario.name, len(arrivals), scenario.duration_s)
 
     summaries: dict[str, Any] = {}

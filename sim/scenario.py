@@ -7,6 +7,7 @@ keys are errors because they are almost always typos.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import tomllib
 from pathlib import Path
@@ -64,7 +65,8 @@ class BaselineClock(str, enum.Enum):
 
     INVOCATION = "invocation"
     # The production code this design comes from started the clock when its module loaded, so on
-    # a warm execution environment the baseline had already passed.
+    # a warm execution environment the baseline had already passed. The simulator starts it at
+    # the environment's first handler start, one Init phase after the module load.
     ENVIRONMENT = "environment"
 
 
@@ -139,7 +141,8 @@ class TraceWorkload(_Settings):
     kind: Literal["trace"]
     path: str = Field(min_length=1)
     due_column: str = "due_at_s"
-    # The delay column is optional: rows without one get a delay drawn from delay_s.
+    # The delay column is optional. Without one, every row gets a delay drawn from delay_s; with
+    # one, every row needs a value.
     delay_column: str = "delay_s"
     # "zero": due times are seconds from the start of the run; "first_row": the first row's due
     # time is the start (for epoch timestamps).
@@ -185,12 +188,11 @@ class ApiLatencySettings(_Settings):
     """Round-trip latency of each API call, in milliseconds.
 
     The defaults are estimates for a caller in the same Region: AWS publishes no latency figures,
-    and the only measured one found is about 16 ms for SendMessage.
+    and the only measured one found is about 16 ms for SendMessage. The scheduler's sends are
+    counted, not simulated, so they have no latency setting.
     """
 
     receive_ms: Distribution = _latency(12, 60)
-    send_ms: Distribution = _latency(16, 70)
-    send_batch_ms: Distribution = _latency(20, 90)
     delete_ms: Distribution = _latency(10, 50)
     delete_batch_ms: Distribution = _latency(12, 60)
     publish_ms: Distribution = _latency(15, 70)
@@ -395,8 +397,11 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     if overrides:
         data.update(overrides)
 
+    # Validating the file's JSON form in strict mode rejects the loose conversions pydantic
+    # otherwise allows: ``wait_s = true`` becoming 1, or ``"20"`` becoming a number.
+    document = json.dumps(data, default=str)
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = Scenario.model_validate_json(document, strict=True)
     except ValidationError as error:
         raise ScenarioError(format_validation_error(path, error, Scenario)) from None
     return scenario.with_source(path.resolve())

@@ -97,7 +97,7 @@ def simulate_design(
 
     queue = SqsQueue(env, arrivals, scenario.queue, rngs["sqs"])
     _count_producer_requests(queue, len(arrivals), scenario.queue.producer_batch_size)
-    topic = SnsTopic(len(arrivals), scenario.sns.failure_probability, rngs["sns"])
+    topic = SnsTopic(len(arrivals), scenario.sns.failure_probability, rngs["sns"], end_at_s)
     function = LambdaFunction(
         env,
         scenario.lambda_,

@@ -27,7 +27,15 @@ class SnsApi(str, enum.Enum):
 class SnsTopic:
     """Counts requests and records first-publish times for every message of a run."""
 
-    def __init__(self, message_count: int, failure_probability: float, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        message_count: int,
+        failure_probability: float,
+        rng: np.random.Generator,
+        end_at_s: float = math.inf,
+    ) -> None:
+        # A request completing after the simulation stops would never be observed.
+        self._end_at_s = end_at_s
         # Python lists: faster than numpy arrays for the one-message updates of each publish.
         self._first_publish_at_s = [math.nan] * message_count
         self._publish_count = [0] * message_count
@@ -45,6 +53,8 @@ class SnsTopic:
             published = [message for message, draw in zip(messages, draws) if draw >= self._failure_probability]
         else:
             published = list(messages)
+        if at_s > self._end_at_s:
+            return PublishOutcome(published, failed)
 
         first_publish = self._first_publish_at_s
         publish_count = self._publish_count

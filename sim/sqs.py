@@ -419,7 +419,12 @@ class SqsQueue:
     # End of run
 
     def final_states(self, end_at_s: float) -> np.ndarray:
-        """Return every message's MessageState at ``end_at_s``, with retention expiry applied."""
+        """Return every message's MessageState at ``end_at_s``, with retention expiry applied.
+
+        Call it when the simulation has stopped at ``end_at_s``: messages whose visibility
+        timeout ended by then are made visible again first, so they count as queued.
+        """
+        self._release_reappearances()
         states = np.array(self._state, dtype=np.int8)
         # Messages in the dead-letter queue are reported there, whatever its own retention.
         alive = (states == _QUEUED) | (states == _IN_FLIGHT)

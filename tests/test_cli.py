@@ -283,3 +283,29 @@ def test_help_states_units():
     assert result.returncode == 0
     assert "seconds" in result.stdout
     assert "--seed N" in result.stdout
+
+
+def test_run_id_with_separator_exits_2(scenario_file, tmp_path):
+    result = drainsim("run", str(scenario_file), "--run-id", "../escaped", "--out", str(tmp_path / "out"))
+
+    assert_user_error(result, "invalid run id '../escaped'")
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_compare_checks_traces_before_running(scenario_file, tmp_path):
+    trace = tmp_path / "unsorted.csv"
+    trace.write_text("due_at_s\n5\n3\n")
+    traced = tmp_path / "traced.toml"
+    traced.write_text(
+        SMALL.replace('name = "small"', 'name = "traced"').replace(
+            'kind = "bursty"\nbase_rate_per_s = 2\nherd_size = 40\nherd_period_s = 30\ndelay_s = { low = 0, high = 60 }',
+            'kind = "trace"\npath = "unsorted.csv"',
+        )
+    )
+    out = tmp_path / "out"
+
+    result = drainsim("compare", str(scenario_file), str(traced), "--out", str(out), "--no-plots")
+
+    assert_user_error(result, "unsorted.csv", "sort")
+    assert not (out / "small").exists()

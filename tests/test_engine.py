@@ -225,8 +225,6 @@ def tiny_timer_scenario() -> Scenario:
             "workload": {"kind": "flat", "rate_per_s": 1},
             "api_latency": {
                 "receive_ms": 10,
-                "send_ms": 0,
-                "send_batch_ms": 0,
                 "delete_ms": 0,
                 "delete_batch_ms": 10,
                 "publish_ms": 0,

@@ -239,3 +239,21 @@ def test_design_name_characters_checked(tmp_path):
     message = load_error(tmp_path, MINIMAL.replace("[designs.timer]", '[designs."my timer"]'))
 
     assert "design name 'my timer'" in message
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ('duration_s = "100"', "duration_s"),
+        ("[lambda]\nbill_init = \"yes\"", "lambda.bill_init"),
+        ("[queue]\nvisibility_timeout_s = true", "queue.visibility_timeout_s"),
+    ],
+)
+def test_loose_scalars_rejected(tmp_path, line, key):
+    text = MINIMAL.replace("duration_s = 60", line if line.startswith("duration_s") else "duration_s = 60")
+    if not line.startswith("duration_s"):
+        text = text.replace('[designs.timer]\nkind = "timer"', line + '\n[designs.timer]\nkind = "timer"')
+
+    message = load_error(tmp_path, text)
+
+    assert f"'{key}'" in message

@@ -508,3 +508,22 @@ def test_publish_completing_earlier_sets_first_time():
     topic.publish([Message(0, 0)], 3.0, SnsApi.PUBLISH)
 
     assert topic.first_publish_at_s_array().tolist() == [3.0]
+
+
+def test_final_states_count_expired_visibility_as_queued():
+    """A message received and not deleted is back in the queue once its visibility timeout ends."""
+    env, queue = make_queue([1.0], visibility_timeout_s=10)
+    assert short_poll(env, queue, 1.0) == [0]
+
+    advance(env, 20.0)
+
+    assert state_of(queue, 0, 20.0) is MessageState.QUEUED
+
+
+def test_publish_completing_after_run_end_not_recorded():
+    topic = SnsTopic(2, 0.0, np.random.default_rng(1), end_at_s=100.0)
+
+    topic.publish([Message(0, 0), Message(1, 1)], 100.5, SnsApi.PUBLISH_BATCH)
+
+    assert topic.publish_count_array().tolist() == [0, 0]
+    assert np.isnan(topic.first_publish_at_s_array()).all()
