@@ -96,7 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file (.toml)")
     run.add_argument("--design", action="append", metavar="NAME", help="simulate only this design (repeatable); default: all designs of the scenario")
     _add_common_run_options(run)
-    run.add_argument("--duration", type=_duration, metavar="S", help="replace the scenario's duration_s: seconds of simulated time during which messages fall due")
+    run.add_argument("--duration", type=_duration, metavar="S", help=f"replace the scenario's duration_s: seconds of simulated time during which messages fall due (above 0, at most {MAX_DURATION_S:.0f})")
     run.set_defaults(command=_command_run)
 
     compare = commands.add_parser("compare", help="simulate every design of one or more scenarios and print a table per scenario", description="Simulate every design of each scenario on the same arrivals, print one table per scenario and write results and plots.")

@@ -135,6 +135,8 @@ class LambdaRecords:
     concurrency: list[tuple[float, int]] = field(default_factory=list)
     throttles: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    # Events waiting in the asynchronous queue (dispatch delay, retry delay or throttle backoff).
+    pending_events: int = 0
     async_duplicates: int = 0
 
 
@@ -217,6 +219,7 @@ class LambdaFunction:
     def _queue(self, event: AsyncEvent, delay_s: float) -> None:
         if event.chain_id >= 0:
             self._chain_activity[event.chain_id] += 1
+        self.records.pending_events += 1
         timer = self.env.timeout(delay_s)
         timer.callbacks.append(lambda _timer: self._dispatch(event))
 
@@ -238,9 +241,11 @@ class LambdaFunction:
             timer.callbacks.append(lambda _timer: self._dispatch(event))
             return
 
+        self.records.pending_events -= 1
         self.env.process(self._invoke(event))
 
     def _drop(self, event: AsyncEvent, reason: DropReason) -> None:
+        self.records.pending_events -= 1
         self.records.dropped[reason.value] += 1
         logger.debug("dropped %s event of chain %d: %s", event.trigger.value, event.chain_id, reason.value)
         self._end_activity(event)

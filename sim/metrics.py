@@ -92,6 +92,7 @@ def summarize_design(run: DesignRun, arrivals: Arrivals, architecture: Any) -> d
         "throttles": run.lambda_records.throttles,
         "dropped_events": dict(sorted(run.lambda_records.dropped.items())),
         "async_duplicates": run.lambda_records.async_duplicates,
+        "pending_events": run.lambda_records.pending_events,
         "timer_fires": run.timer_fires,
         "duplicate_fires": run.duplicate_fires,
         "watchdog_restarts": run.watchdog_restarts,

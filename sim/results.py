@@ -105,7 +105,7 @@ def _run_info(result: RunResult, extra: dict[str, Any] | None) -> dict[str, Any]
     # so the same scenario and seed give a byte-identical summary.
     info = {
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "scenario_file": str(result.scenario.source) if result.scenario.source else None,
+        "scenario_file": str(result.scenario.source.resolve()) if result.scenario.source else None,
         "wall_time_s": {name: round(seconds, 3) for name, seconds in result.wall_time_s.items()},
         "python": sys.version.split()[0],
         "platform": platform.platform(),

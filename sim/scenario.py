@@ -404,7 +404,7 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         scenario = Scenario.model_validate_json(document, strict=True)
     except ValidationError as error:
         raise ScenarioError(format_validation_error(path, error, Scenario)) from None
-    return scenario.with_source(path.resolve())
+    return scenario.with_source(path)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

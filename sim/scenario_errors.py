@@ -20,7 +20,10 @@ _MAX_REPORTED_ERRORS = 5
 def format_validation_error(path: Path, error: ValidationError, root: type[BaseModel]) -> str:
     """Describe each distinct problem of ``error`` on its own line, prefixed by the file name."""
     best: dict[str, tuple[dict[str, Any], Any, Any]] = {}
-    for detail in error.errors(include_url=False):
+    # Unknown keys first: a misspelled key also makes the intended one missing, and the
+    # suggestion on the unknown key names the cause.
+    details = sorted(error.errors(include_url=False), key=lambda detail: detail["type"] != "extra_forbidden")
+    for detail in details:
         key, parent, field = _resolve_location(root, detail["loc"])
         # An untagged union reports one error per branch. A type mismatch ("should be a valid
         # integer") only means the user chose the other branch, so any other error is more useful.
@@ -49,8 +52,16 @@ def _describe(detail: dict[str, Any], key: str, parent: Any, field: Any) -> str:
         if close:
             message += f"; did you mean '{close[0]}'?"
         if allowed:
-            message += f" Allowed keys here: {', '.join(allowed)}"
+            message += f"; allowed keys here: {', '.join(allowed)}"
         return message
+
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag_key = f"{key}.{detail['ctx'].get('discriminator', 'kind').strip(chr(39))}"
+        expected = detail["ctx"].get("expected_tags") or ", ".join(repr(tag) for tag in _union_tags(field))
+        found = detail["ctx"].get("tag")
+        if found is None:
+            return f"missing required key '{tag_key}'; allowed values: {expected}"
+        return f"invalid value for '{tag_key}': {found!r}; allowed: {expected}"
 
     if kind == "missing":
         return f"missing required key '{key}'"
@@ -108,7 +119,7 @@ def _resolve_location(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str,
         if origin is dict:
             shown.append(str(part))
             current = typing.get_args(_unwrap(current))[1]
-            field = None
+            field = current
             continue
         branch = _pick_branch(current, part)
         if branch is not None:
@@ -124,6 +135,16 @@ def _resolve_location(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str,
         shown.append(str(part))
         current = None
     return ".".join(shown), parent, field
+
+
+def _union_tags(annotation: Any) -> list[str]:
+    """Return the ``kind`` values of a tagged union's members."""
+    tags = []
+    for member in typing.get_args(_unwrap(annotation)):
+        plain = _unwrap(member)
+        if isinstance(plain, type) and issubclass(plain, BaseModel) and "kind" in plain.model_fields:
+            tags.extend(typing.get_args(plain.model_fields["kind"].annotation))
+    return tags
 
 
 def _unwrap(annotation: Any) -> Any:

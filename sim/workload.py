@@ -368,7 +368,7 @@ def _read_trace(scenario: Scenario) -> tuple[np.ndarray, np.ndarray | None]:
 
     kept_rows = int(np.searchsorted(due, scenario.duration_s, side="left"))
     if kept_rows < len(due):
-        logger.info(
+        logger.warning(
             "%s: dropped %d of %d rows due at or after duration_s = %s",
             trace.path,
             len(due) - kept_rows,

@@ -182,3 +182,19 @@ def test_quiet_queue_lateness_is_two_latencies():
     # Only arrivals in the short gaps between polls wait longer, by less than one cycle.
     assert np.quantile(lateness, 0.8) == pytest.approx(0.030, abs=1e-9)
     assert lateness.max() < 0.030 + 0.010 + 0.020 + 0.005 + 0.2 + 1e-9
+
+
+def test_timer_fires_accounted_under_throttling():
+    # With a concurrency limit of 1, fires wait in the asynchronous queue; every fire is either an
+    # invocation, still pending at the end, or dropped.
+    run = scenario(
+        duration_s=900,
+        designs={"timer": {"kind": "timer", "period_s": 10, "baseline_s": 10, "timeout_s": 60}},
+        **{"lambda": {"init_duration_ms": 200, "concurrency_limit": 1}},
+    )
+
+    summary = run_scenario(run).summary["designs"]["timer"]
+    dropped = sum(summary["dropped_events"].values())
+
+    assert summary["throttles"] > 0
+    assert summary["timer_fires"] == summary["invocations"]["timer"] + summary["pending_events"] + dropped

@@ -257,3 +257,23 @@ def test_loose_scalars_rejected(tmp_path, line, key):
     message = load_error(tmp_path, text)
 
     assert f"'{key}'" in message
+
+
+def test_invalid_kind_lists_kinds(tmp_path):
+    message = load_error(tmp_path, MINIMAL.replace('kind = "flat"', 'kind = "flatt"'))
+
+    assert "invalid value for 'workload.kind': 'flatt'; allowed: 'flat', 'bursty', 'trace'" in message
+
+
+def test_missing_design_kind_lists_kinds(tmp_path):
+    message = load_error(tmp_path, MINIMAL.replace('kind = "timer"', "period_s = 60"))
+
+    assert "missing required key 'designs.timer.kind'; allowed values: 'recursive', 'timer'" in message
+
+
+def test_unknown_key_reported_before_missing(tmp_path):
+    message = load_error(tmp_path, MINIMAL.replace("rate_per_s = 2", "rate_pr_s = 2"))
+    lines = message.splitlines()
+
+    assert "unknown key 'workload.rate_pr_s'; did you mean 'rate_per_s'?" in lines[0]
+    assert "missing required key 'workload.rate_per_s'" in lines[1]
