@@ -9,7 +9,7 @@ import pandas as pd
 
 from sim.lambda_service import INVOCATION_COLUMNS, EndReason, Trigger
 from sim.pricing import UsageCounts, cost_usd
-from sim.simulation import DesignRun
+from sim.outcome import DesignOutcome
 from sim.sns import SnsApi
 from sim.sqs import MessageState, SqsApi
 from sim.workload import Arrivals
@@ -33,34 +33,34 @@ DELIVERED = "delivered"
 DRAIN_SQS_APIS = (SqsApi.RECEIVE_MESSAGE, SqsApi.DELETE_MESSAGE, SqsApi.DELETE_MESSAGE_BATCH)
 
 
-def final_state_labels(run: DesignRun) -> np.ndarray:
+def final_state_labels(run: DesignOutcome) -> np.ndarray:
     """Return each message's final state name; a message published at least once is delivered."""
     labels = np.empty(len(run.final_states), dtype=object)
     for state, name in FINAL_STATE_NAMES.items():
         labels[run.final_states == state] = name
-    labels[run.topic.publish_count_array() > 0] = DELIVERED
+    labels[run.publish_count > 0] = DELIVERED
     return labels
 
 
-def lateness_s(run: DesignRun, arrivals: Arrivals) -> np.ndarray:
+def lateness_s(run: DesignOutcome, arrivals: Arrivals) -> np.ndarray:
     """Return first publish time minus due time per message, NaN when never published."""
-    return run.topic.first_publish_at_s_array() - arrivals.due_at_s
+    return run.first_publish_at_s - arrivals.due_at_s
 
 
-def summarize_design(run: DesignRun, arrivals: Arrivals, architecture: Any) -> dict[str, Any]:
+def summarize_design(run: DesignOutcome, arrivals: Arrivals, architecture: Any) -> dict[str, Any]:
     """Return the summary.json entry of one design."""
     labels = final_state_labels(run)
     lateness = lateness_s(run, arrivals)
     delivered = ~np.isnan(lateness)
     invocations = invocation_frame(run)
-    publish_count = run.topic.publish_count_array()
+    publish_count = run.publish_count
 
     undelivered = {name: int(np.count_nonzero(labels == name)) for name in ("queued", "in_flight", "dlq", "expired")}
     undelivered = {"total": int(np.count_nonzero(~delivered)), **undelivered}
 
     billed_gb_s = float(invocations["billed_ms"].sum()) / 1000.0 * run.design.memory_mb / 1024.0
     sqs_requests = _sqs_requests(run)
-    sns_requests = {api.value: int(run.topic.requests[api]) for api in SnsApi}
+    sns_requests = {api.value: int(run.sns_requests[api]) for api in SnsApi}
     sns_requests["total"] = sum(sns_requests.values())
     usage = UsageCounts(
         billed_gb_s=billed_gb_s,
@@ -89,17 +89,17 @@ def summarize_design(run: DesignRun, arrivals: Arrivals, architecture: Any) -> d
         "cold_starts": int(invocations["cold"].sum()),
         "timeouts": int(reasons.get(EndReason.TIMEOUT.value, 0)),
         "errors": int(reasons.get(EndReason.ERROR.value, 0)),
-        "throttles": run.lambda_records.throttles,
-        "dropped_events": dict(sorted(run.lambda_records.dropped.items())),
-        "async_duplicates": run.lambda_records.async_duplicates,
-        "pending_events": run.lambda_records.pending_events,
+        "throttles": run.throttles,
+        "dropped_events": dict(sorted(run.dropped_events.items())),
+        "async_duplicates": run.async_duplicates,
+        "pending_events": run.pending_events,
         "timer_fires": run.timer_fires,
         "duplicate_fires": run.duplicate_fires,
         "watchdog_restarts": run.watchdog_restarts,
         "concurrency": _concurrency_stats(run),
         "sqs_requests": sqs_requests,
         "sns_requests": sns_requests,
-        "dlq_moves": run.queue.dlq_moves,
+        "dlq_moves": run.dlq_moves,
         "billed_gb_s": round(billed_gb_s, _DIGITS),
         "cost_usd": {key: round(value, 9) for key, value in cost_usd(usage, architecture).items()},
     }
@@ -115,16 +115,16 @@ def _lateness_stats(values: np.ndarray) -> dict[str, float | None]:
     return stats
 
 
-def _sqs_requests(run: DesignRun) -> dict[str, int]:
-    counts = {api.value: int(run.queue.requests[api]) for api in SqsApi}
+def _sqs_requests(run: DesignOutcome) -> dict[str, int]:
+    counts = {api.value: int(run.sqs_requests[api]) for api in SqsApi}
     counts["drain_total"] = sum(counts[api.value] for api in DRAIN_SQS_APIS)
     # Empty receives are a subset of ReceiveMessage, so they are not added again.
     counts["total"] = sum(value for key, value in counts.items() if key not in ("drain_total", SqsApi.RECEIVE_MESSAGE_EMPTY.value))
     return counts
 
 
-def _concurrency_stats(run: DesignRun) -> dict[str, float]:
-    changes = run.lambda_records.concurrency
+def _concurrency_stats(run: DesignOutcome) -> dict[str, float]:
+    changes = run.concurrency
     if not changes:
         return {"peak": 0, "mean": 0.0}
     times = np.array([at_s for at_s, _ in changes] + [run.end_at_s])
@@ -138,7 +138,7 @@ def _concurrency_stats(run: DesignRun) -> dict[str, float]:
 # Tables
 
 
-def message_frame(run: DesignRun, arrivals: Arrivals) -> pd.DataFrame:
+def message_frame(run: DesignOutcome, arrivals: Arrivals) -> pd.DataFrame:
     """Return one row per message: its times, counts and final state."""
     return pd.DataFrame(
         {
@@ -147,19 +147,19 @@ def message_frame(run: DesignRun, arrivals: Arrivals) -> pd.DataFrame:
             "send_at_s": arrivals.send_at_s,
             "delay_s": arrivals.delay_s.astype(np.int32),
             "due_at_s": arrivals.due_at_s,
-            "first_receive_at_s": run.queue.first_receive_at_s_array(),
-            "first_publish_at_s": run.topic.first_publish_at_s_array(),
+            "first_receive_at_s": run.first_receive_at_s,
+            "first_publish_at_s": run.first_publish_at_s,
             "lateness_s": lateness_s(run, arrivals),
-            "publish_count": run.topic.publish_count_array(),
-            "receive_count": run.queue.receive_count_array(),
+            "publish_count": run.publish_count,
+            "receive_count": run.receive_count,
             "final_state": final_state_labels(run),
         }
     )
 
 
-def invocation_frame(run: DesignRun) -> pd.DataFrame:
+def invocation_frame(run: DesignOutcome) -> pd.DataFrame:
     """Return one row per invocation, in order of their end."""
-    frame = pd.DataFrame.from_records(run.lambda_records.invocations, columns=list(INVOCATION_COLUMNS))
+    frame = pd.DataFrame.from_records(run.invocations, columns=list(INVOCATION_COLUMNS))
     frame = frame.astype(
         {
             "invocation_id": np.int64,
@@ -179,9 +179,9 @@ def invocation_frame(run: DesignRun) -> pd.DataFrame:
     return frame
 
 
-def concurrency_frame(run: DesignRun) -> pd.DataFrame:
+def concurrency_frame(run: DesignOutcome) -> pd.DataFrame:
     """Return concurrency as a step series: each row's value lasts until the next row."""
-    changes = run.lambda_records.concurrency
+    changes = run.concurrency
     return pd.DataFrame(
         {
             "design": run.name,

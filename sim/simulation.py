@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Generator
 
-import numpy as np
 import simpy
 
 from sim.drain.params import PollParams, RecursiveParams, TimerParams
@@ -15,7 +13,8 @@ from sim.drain.recursive import recursive_drain
 from sim.drain.timer import timer_drain
 from sim.engine import SimulatedEffects
 from sim.eventbridge import ScheduledRule
-from sim.lambda_service import AsyncEvent, LambdaFunction, LambdaRecords, ProgramFactory, Trigger
+from sim.lambda_service import AsyncEvent, LambdaFunction, ProgramFactory, Trigger
+from sim.outcome import DesignOutcome
 from sim.randomness import component_rngs
 from sim.scenario import (
     BaselineClock,
@@ -35,22 +34,6 @@ logger = logging.getLogger(__name__)
 PROGRESS_STEPS = 200
 
 ProgressCallback = Callable[[float], None]
-
-
-@dataclass
-class DesignRun:
-    """Raw outcome of one design: the final model state, before any statistics."""
-
-    name: str
-    design: RecursiveDesign | TimerDesign
-    end_at_s: float
-    queue: SqsQueue
-    topic: SnsTopic
-    lambda_records: LambdaRecords
-    final_states: np.ndarray
-    timer_fires: int
-    duplicate_fires: int
-    watchdog_restarts: int
 
 
 def poll_params(design: RecursiveDesign | TimerDesign) -> PollParams:
@@ -88,7 +71,7 @@ def simulate_design(
     design_name: str,
     arrivals: Arrivals,
     progress: ProgressCallback | None = None,
-) -> DesignRun:
+) -> DesignOutcome:
     """Run one design of ``scenario`` on ``arrivals`` and return the final state of its models."""
     design = scenario.designs[design_name]
     rngs = component_rngs(scenario.seed)
@@ -127,17 +110,28 @@ def simulate_design(
     _run_with_progress(env, end_at_s, progress)
     function.finish_run(end_at_s)
 
-    return DesignRun(
+    records = function.records
+    return DesignOutcome(
         name=design_name,
         design=design,
         end_at_s=end_at_s,
-        queue=queue,
-        topic=topic,
-        lambda_records=function.records,
+        first_receive_at_s=queue.first_receive_at_s_array(),
+        receive_count=queue.receive_count_array(),
+        first_publish_at_s=topic.first_publish_at_s_array(),
+        publish_count=topic.publish_count_array(),
         final_states=queue.final_states(end_at_s),
+        invocations=records.invocations,
+        concurrency=records.concurrency,
+        sqs_requests=queue.requests,
+        sns_requests=topic.requests,
+        throttles=records.throttles,
+        dropped_events=records.dropped,
+        async_duplicates=records.async_duplicates,
+        pending_events=records.pending_events,
         timer_fires=rule.fires if rule else 0,
         duplicate_fires=rule.duplicate_fires if rule else 0,
         watchdog_restarts=watchdog.restarts,
+        dlq_moves=queue.dlq_moves,
     )
 
 

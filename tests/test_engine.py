@@ -9,7 +9,7 @@ import simpy
 
 from sim.drain.effects import Delete, InvokeSelf, Message, Publish, PublishOutcome, Receive
 from sim.engine import SimulatedEffects
-from sim.lambda_service import AsyncEvent, Invocation, Trigger
+from sim.lambda_service import INVOCATION_COLUMNS, AsyncEvent, Invocation, Trigger
 from sim.randomness import component_rngs
 from sim.scenario import ApiLatencySettings, QueueSettings, Scenario
 from sim.simulation import simulate_design
@@ -262,10 +262,10 @@ def test_simulate_design_timer_exact_trace():
 
     run = simulate_design(scenario, "timer", arrivals)
 
-    rows = invocation_rows(run.lambda_records)
-    first_at_s = run.topic.first_publish_at_s_array().tolist()
+    rows = [dict(zip(INVOCATION_COLUMNS, row)) for row in run.invocations]
+    first_at_s = run.first_publish_at_s.tolist()
     assert first_at_s == pytest.approx([2.53, 4.83, 10.03, 12.53], abs=1e-9)
-    assert run.topic.publish_count_array().tolist() == [1, 1, 1, 1]
+    assert run.publish_count.tolist() == [1, 1, 1, 1]
     assert run.timer_fires == 3
     assert len(rows) == 3
     assert [row["start_at_s"] for row in rows] == [0.0, 10.0, 20.0]
@@ -283,9 +283,9 @@ def test_simulate_design_timer_request_counts():
 
     run = simulate_design(scenario, "timer", arrivals)
 
-    requests = run.queue.requests
+    requests = run.sqs_requests
     assert requests[SqsApi.RECEIVE_MESSAGE] == 19
     assert requests[SqsApi.RECEIVE_MESSAGE_EMPTY] == 14
     assert requests[SqsApi.DELETE_MESSAGE_BATCH] == 4
     assert requests[SqsApi.SEND_MESSAGE] == 4
-    assert run.topic.requests[SnsApi.PUBLISH_BATCH] == 4
+    assert run.sns_requests[SnsApi.PUBLISH_BATCH] == 4
