@@ -20,6 +20,7 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 DEFAULT_RESULTS_ROOT = Path("results")
+ENGINES = ("sim", "live")
 # A run id names one folder under the scenario's folder, so it must not contain a path separator.
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
@@ -97,11 +98,15 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--design", action="append", metavar="NAME", help="simulate only this design (repeatable); default: all designs of the scenario")
     _add_common_run_options(run)
     run.add_argument("--duration", type=_duration, metavar="S", help=f"replace the scenario's duration_s: seconds of simulated time during which messages fall due (above 0, at most {MAX_DURATION_S:.0f})")
+    run.add_argument("--engine", choices=ENGINES, default="sim", help="sim: simulate (default); live: run the handlers for real against an SQS/SNS server, taking duration_s plus the drain time in wall-clock time")
+    _add_live_options(run)
     run.set_defaults(command=_command_run)
 
     compare = commands.add_parser("compare", help="simulate every design of one or more scenarios and print a table per scenario", description="Simulate every design of each scenario on the same arrivals, print one table per scenario and write results and plots.")
     compare.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO", help="scenario files (.toml)")
+    compare.add_argument("--engines", type=_engines, default=["sim"], metavar="LIST", help="comma-separated engines to run each scenario on: sim, live or sim,live (default: sim); with both, each design's simulated and live results are printed side by side")
     _add_common_run_options(compare)
+    _add_live_options(compare)
     compare.set_defaults(command=_command_compare)
 
     plot = commands.add_parser("plot", help="redraw the plots of a results folder", description="Redraw the PNG plots of a results folder from its summary and Parquet files.")
@@ -119,6 +124,21 @@ def _add_common_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS_ROOT, metavar="DIR", help="output root; each run is written to DIR/<scenario>/<run-id>/ (default: results)")
     parser.add_argument("--run-id", type=_run_id, metavar="ID", help="name of the run folder: letters, digits, '.', '_' and '-' (default: UTC time and seed, such as 20261204T201500Z-seed42)")
     parser.add_argument("--no-plots", action="store_true", help="write the summary and tables but no PNG plots")
+
+
+def _add_live_options(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--endpoint-url", metavar="URL", help="live engine: use this SQS/SNS-compatible server (ElasticMQ, LocalStack, moto) instead of starting an embedded moto server on 127.0.0.1")
+    target.add_argument("--aws", action="store_true", help="live engine: use a real AWS account with your credentials; needs --region, creates and deletes queues and a topic, and costs money")
+    parser.add_argument("--region", metavar="R", help="live engine: AWS Region (required with --aws; default us-east-1 for local servers)")
+
+
+def _engines(text: str) -> list[str]:
+    engines = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [engine for engine in engines if engine not in ENGINES]
+    if not engines or unknown or len(set(engines)) != len(engines):
+        raise argparse.ArgumentTypeError(f"invalid engines {text!r}: give sim, live or sim,live")
+    return engines
 
 
 def _configure_logging(level_shift: int) -> None:
@@ -139,7 +159,7 @@ def _command_run(args: argparse.Namespace) -> int:
     if args.duration is not None:
         overrides["duration_s"] = args.duration
     scenario = _load(args.scenario, overrides)
-    _run_all([scenario], args, design_names=args.design)
+    _run_all([scenario], args, design_names=args.design, engines=[args.engine])
     return 0
 
 
@@ -150,7 +170,7 @@ def _command_compare(args: argparse.Namespace) -> int:
     names = [scenario.name for scenario in scenarios]
     if len(set(names)) != len(names):
         raise UserInputError(f"scenario names must differ, as they name the result folders: {', '.join(names)}")
-    _run_all(scenarios, args, design_names=None)
+    _run_all(scenarios, args, design_names=None, engines=args.engines)
     return 0
 
 
@@ -172,48 +192,111 @@ def _load(path: Path, overrides: dict[str, Any]) -> Scenario:
     return scenario
 
 
-def _run_all(scenarios: list[Scenario], args: argparse.Namespace, design_names: Sequence[str] | None) -> None:
-    """Simulate and write each scenario, after checking every input of every one of them."""
+def _run_all(scenarios: list[Scenario], args: argparse.Namespace, design_names: Sequence[str] | None, engines: list[str]) -> None:
+    """Run and write each scenario on each engine, after checking every input of every one."""
     from sim.results import check_output_root
     from sim.runner import prepare_arrivals, select_designs
 
     check_output_root(args.out)
+    endpoint_choice = _endpoint_choice(args, engines)
     prepared = []
     for scenario in scenarios:
         names = select_designs(scenario, design_names)
         prepared.append((scenario, names, prepare_arrivals(scenario, names)))
     for scenario, names, arrivals in prepared:
-        _simulate_and_write(scenario, args, names, arrivals)
+        run_id = args.run_id or _new_run_id(scenario.seed)
+        summaries = {}
+        for engine in engines:
+            engine_run_id = run_id if len(engines) == 1 else f"{run_id}-{engine}"
+            summaries[engine] = _run_and_write(scenario, args, names, arrivals, engine, engine_run_id, endpoint_choice)
+        if len(engines) > 1:
+            from sim.report import format_comparison, side_by_side
+
+            print(format_comparison(side_by_side(summaries)))
 
 
-def _simulate_and_write(scenario: Scenario, args: argparse.Namespace, names: list[str], arrivals: Any) -> None:
+def _new_run_id(seed: int) -> str:
+    from sim.results import new_run_id
+
+    return new_run_id(seed)
+
+
+def _endpoint_choice(args: argparse.Namespace, engines: list[str]) -> dict[str, Any]:
+    """Check the live options; return how the live engine should reach SQS and SNS."""
+    live_options = args.aws or args.endpoint_url or args.region
+    if "live" not in engines:
+        if live_options:
+            raise UserInputError("--aws, --endpoint-url and --region apply to the live engine only; add --engine live")
+        return {}
+    if args.aws and not args.region:
+        raise UserInputError("--aws needs --region, such as --region eu-west-1; drainsim never picks a Region for a real account")
+    if args.endpoint_url and not args.endpoint_url.startswith(("http://", "https://")):
+        raise UserInputError(f"invalid --endpoint-url {args.endpoint_url!r}: give an http:// or https:// URL")
+    return {"aws": args.aws, "url": args.endpoint_url, "region": args.region or "us-east-1"}
+
+
+def _run_and_write(
+    scenario: Scenario,
+    args: argparse.Namespace,
+    names: list[str],
+    arrivals: Any,
+    engine: str,
+    run_id: str,
+    endpoint_choice: dict[str, Any],
+) -> dict[str, Any]:
     from sim.plots import write_plots
     from sim.report import format_comparison
-    from sim.results import new_run_id, write_results
+    from sim.results import write_results
     from sim.runner import run_scenario
 
-    with _ProgressBar(scenario, names, enabled=args.quiet == 0) as progress:
-        result = run_scenario(scenario, names, progress.for_design, arrivals)
-    run_id = args.run_id or new_run_id(scenario.seed)
+    extra_tables = {}
+    run_info: dict[str, Any] = {"command": ["drainsim", *sys.argv[1:]]}
+    if engine == "live":
+        live = _run_live(scenario, names, arrivals, endpoint_choice, args)
+        result = live.result
+        extra_tables["api_latency"] = live.api_latency
+        run_info["endpoint"] = live.endpoint
+    else:
+        with _ProgressBar(scenario, names, enabled=args.quiet == 0) as progress:
+            result = run_scenario(scenario, names, progress.for_design, arrivals)
     folder = write_results(
         result,
         args.out,
         run_id,
         plot_writer=None if args.no_plots else write_plots,
-        run_info={"command": ["drainsim", *sys.argv[1:]]},
+        run_info=run_info,
+        extra_tables=extra_tables,
     )
     print(format_comparison(result.summary))
     print(f"results: {folder}")
+    return result.summary
+
+
+def _run_live(scenario: Scenario, names: list[str], arrivals: Any, choice: dict[str, Any], args: argparse.Namespace) -> Any:
+    from sim.live.endpoint import aws_endpoint, custom_endpoint
+    from sim.live.engine import run_live
+
+    endpoint = None
+    if choice["aws"]:
+        endpoint = aws_endpoint(choice["region"])
+    elif choice["url"]:
+        endpoint = custom_endpoint(choice["url"], choice["region"])
+    where = endpoint.describe() if endpoint else "an embedded moto server on 127.0.0.1"
+    print(f"live run of {scenario.name} against {where}", file=sys.stderr)
+    total_s = scenario.duration_s + scenario.drain_s
+    with _ProgressBar(scenario, ["live"], enabled=args.quiet == 0, total_s=total_s, unit="s") as progress:
+        return run_live(scenario, endpoint, names, arrivals, progress.for_design("live"))
 
 
 class _ProgressBar:
     """A progress bar on stderr showing simulated time, one bar per scenario."""
 
-    def __init__(self, scenario: Scenario, design_names: list[str], enabled: bool) -> None:
+    def __init__(self, scenario: Scenario, design_names: list[str], enabled: bool, total_s: float | None = None, unit: str = "sim s") -> None:
         from sim.simulation import run_end_at_s
 
-        self._end_at_s = run_end_at_s(scenario)
+        self._end_at_s = total_s if total_s is not None else run_end_at_s(scenario)
         self._total_s = self._end_at_s * len(design_names)
+        self._unit = unit
         self._enabled = enabled and sys.stderr.isatty()
         self._bar: Any = None
         self._done_s = 0.0
@@ -223,7 +306,7 @@ class _ProgressBar:
         if self._enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=round(self._total_s), desc=self._label, unit="sim s", file=sys.stderr, leave=False)
+            self._bar = tqdm(total=round(self._total_s), desc=self._label, unit=self._unit, file=sys.stderr, leave=False)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

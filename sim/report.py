@@ -58,3 +58,18 @@ def format_comparison(summary: dict[str, Any]) -> str:
         # A design that delivers less can show lower percentiles, so the table says what they cover.
         rendered.append("lateness percentiles cover delivered messages only")
     return "\n".join(rendered)
+
+
+def side_by_side(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Merge the summaries of one scenario run on several engines into one, design by design.
+
+    The merged designs are named "<design> (<engine>)", so each design's engines sit next to each
+    other in ``format_comparison``.
+    """
+    first = next(iter(summaries.values()))
+    designs: dict[str, Any] = {}
+    for design in first["designs"]:
+        for engine, summary in summaries.items():
+            if design in summary["designs"]:
+                designs[f"{design} ({engine})"] = summary["designs"][design]
+    return {**first, "scenario": f"{first['scenario']}, {' and '.join(summaries)} side by side", "designs": designs}

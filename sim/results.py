@@ -62,6 +62,7 @@ def write_results(
     run_id: str,
     plot_writer: PlotWriter | None = None,
     run_info: dict[str, Any] | None = None,
+    extra_tables: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write a run under ``root/<scenario>/<run_id>`` atomically and return that folder."""
     parent = root / result.scenario.name
@@ -76,6 +77,8 @@ def write_results(
         for name, file_name in TABLE_FILES.items():
             frame: pd.DataFrame = getattr(result, name)
             frame.to_parquet(temporary / file_name, index=False)
+        for name, frame in (extra_tables or {}).items():
+            frame.to_parquet(temporary / f"{name}.parquet", index=False)
         _write_summary(temporary / RUN_INFO_FILE, _run_info(result, run_info))
         if plot_writer is not None:
             plot_writer(temporary, result.summary, result.messages, result.invocations, result.concurrency)

@@ -178,6 +178,10 @@ class QueueSettings(_Settings):
     duplicate_probability: float = Field(default=0.0, ge=0, le=1)
     # The scheduler sends with SendMessage (1) or SendMessageBatch (2 to 10 entries).
     producer_batch_size: int = Field(default=1, ge=1, le=limits.MAX_BATCH_ENTRIES)
+    # A waiting long poll notices a message whose delay or visibility timeout ended only at its
+    # next check, every this many seconds; a message sent without delay wakes it at once. 0 is
+    # AWS. Measured on moto 5.2: about 1 s.
+    wakeup_granularity_s: float = Field(default=0.0, ge=0, le=limits.MAX_WAIT_TIME_S)
 
 
 def _latency(median_ms: float, p99_ms: float) -> Lognormal:
@@ -241,6 +245,18 @@ class EventBridgeSettings(_Settings):
     # several seconds.
     delivery_delay_s: Distribution = _latency(0.5, 3)
     duplicate_probability: float = Field(default=0.0, ge=0, le=1)
+
+
+class LiveSettings(_Settings):
+    """How the live engine replays the scenario against a real SQS/SNS server."""
+
+    # The producer sends each message this long before it is due, or with its own DelaySeconds
+    # if that is shorter. A moto server's calls slow down with every message it holds, delayed
+    # ones included, so a short lead keeps the queue shallow.
+    producer_lead_s: int = Field(default=2, ge=0, le=limits.MAX_DELAY_S)
+    # Above this many messages in the queue, and with slow receives, the run warns that the
+    # endpoint rather than the design limits the drain.
+    queue_depth_warning: int = Field(default=500, ge=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,6 +345,7 @@ class Scenario(_Settings):
     api_latency: ApiLatencySettings = ApiLatencySettings()
     lambda_: LambdaSettings = Field(default=LambdaSettings(), alias="lambda")
     eventbridge: EventBridgeSettings = EventBridgeSettings()
+    live: LiveSettings = LiveSettings()
     designs: dict[str, Design] = Field(min_length=1)
 
     _source: Path | None = PrivateAttr(default=None)

@@ -78,6 +78,7 @@ class _Waiter:
     event: simpy.Event
     max_messages: int
     visibility_timeout_s: int
+    started_at_s: float
     done: bool = False
 
 
@@ -102,6 +103,7 @@ class SqsQueue:
         count = len(arrivals)
         self._send_at_s: list[float] = arrivals.send_at_s.tolist()
         self._due_at_s: list[float] = arrivals.due_at_s.tolist()
+        self._delay_s: list[int] = arrivals.delay_s.tolist()
         self._state = [_QUEUED] * count
         self._receive_count = [0] * count
         self._first_receive_at_s = [math.nan] * count
@@ -169,7 +171,7 @@ class SqsQueue:
         The event's value is a list of messages when some became visible within ``wait_s``, or an
         empty list when the wait expired. Cancel it with ``cancel_wait`` if the caller dies.
         """
-        waiter = _Waiter(self.env.event(), max_messages, self._visibility(visibility_timeout_s))
+        waiter = _Waiter(self.env.event(), max_messages, self._visibility(visibility_timeout_s), self.env.now)
         waiter.event.waiter = waiter  # type: ignore[attr-defined]
         self._waiters.append(waiter)
         deadline = self.env.timeout(wait_s)
@@ -206,6 +208,11 @@ class SqsQueue:
         if not self._waiters or self.in_flight >= limits.MAX_IN_FLIGHT_MESSAGES:
             return
         next_at_s = self._next_visible_at_s()
+        if math.isinf(next_at_s):
+            return
+        granularity_s = self.settings.wakeup_granularity_s
+        if granularity_s > 0 and not self._next_is_immediate(next_at_s):
+            next_at_s = min(self._next_check_at_s(waiter, next_at_s) for waiter in self._waiters)
         if next_at_s >= self._wake_at_s:
             return
         self._wake_generation += 1
@@ -218,15 +225,42 @@ class SqsQueue:
         if generation != self._wake_generation:
             return
         self._wake_at_s = math.inf
-        while self._waiters:
-            waiter = self._waiters[0]
+        now = self.env.now
+        immediate = self._next_is_immediate(now)
+        for waiter in list(self._waiters):
+            if not immediate and not self._checks_now(waiter, now):
+                continue
             messages = self._take(waiter.max_messages, waiter.visibility_timeout_s)
             if not messages:
                 break
-            self._waiters.popleft()
+            self._waiters.remove(waiter)
             waiter.done = True
             waiter.event.succeed(messages)
         self._schedule_wake()
+
+    def _next_is_immediate(self, at_s: float) -> bool:
+        """Tell whether the next message to become visible, at ``at_s``, wakes polls at once.
+
+        With a wake-up granularity, only a message sent without delay does: its SendMessage
+        wakes the waiting polls. Without one, every message does.
+        """
+        if self.settings.wakeup_granularity_s <= 0:
+            return True
+        index = self._next_fresh
+        if self._revisible or index >= len(self._due_at_s) or self._due_at_s[index] > at_s:
+            return False
+        return self._delay_s[index] == 0
+
+    def _next_check_at_s(self, waiter: _Waiter, at_s: float) -> float:
+        """Return the first of the waiter's periodic checks at or after ``at_s``."""
+        granularity_s = self.settings.wakeup_granularity_s
+        checks = math.ceil((at_s - waiter.started_at_s) / granularity_s - 1e-9)
+        return waiter.started_at_s + max(checks, 0) * granularity_s
+
+    def _checks_now(self, waiter: _Waiter, now: float) -> bool:
+        if self.settings.wakeup_granularity_s <= 0:
+            return True
+        return abs(self._next_check_at_s(waiter, now) - now) < 1e-9
 
     def _next_visible_at_s(self) -> float:
         now = self.env.now
