@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose - args.quiet)
     signal.signal(signal.SIGTERM, _raise_terminated)
+    # A shell starting drainsim in the background ignores SIGINT for it; restore Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.command(args)
     except UserInputError as error:

@@ -70,6 +70,21 @@ class Endpoint:
         logger.info("stopped the moto server (process %d)", self.process.pid)
 
 
+def terminate_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this child process when its parent dies, even by SIGKILL.
+
+    Runs in the child between fork and exec. On other systems it does nothing, and a killed
+    drainsim can leave its server running.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -87,6 +102,7 @@ def start_moto(log_path: Path, region: str = "us-east-1") -> Endpoint:
         stdout=log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=terminate_with_parent,
     )
     log_file.close()
     endpoint = Endpoint(EndpointKind.EMBEDDED_MOTO, url, region, dict(LOCAL_CREDENTIALS), process)

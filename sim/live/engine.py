@@ -56,6 +56,7 @@ HANDLERS = {
 # Live receives slower than this, with more messages than the scenario's warning depth queued,
 # mean the endpoint and not the design sets the pace.
 _SLOW_RECEIVE_S = 0.2
+_PRODUCER_CALLS_PER_S = 300
 
 ProgressCallback = Callable[[float], None]
 
@@ -220,6 +221,7 @@ def _run_on_endpoint(
     clients = make_clients(endpoint)
     run_tag = unique_run_tag()
     send_at_s, delays = live_send_plan(arrivals, scenario.live.producer_lead_s)
+    _warn_if_producer_too_slow(send_at_s, len(names))
     functions: dict[str, LocalLambda] = {}
     invoke_api = InvokeApiServer(functions)
     invoke_api.start()
@@ -298,6 +300,23 @@ def _start_design(
     for thread in (run.producer, run.observer, run.depth, run.trigger):
         thread.start()
     return run
+
+
+def _warn_if_producer_too_slow(send_at_s: np.ndarray, design_count: int) -> None:
+    # One boto3 client thread makes about 400 simple calls per second against moto 5.2 (measured
+    # on 2 cores); each design's producer is one thread, and batching helps only same-instant sends.
+    if len(send_at_s) == 0:
+        return
+    per_second = np.bincount(np.floor(send_at_s).astype(np.int64).clip(min=0))
+    peak = int(per_second.max())
+    if peak * design_count > _PRODUCER_CALLS_PER_S:
+        logger.warning(
+            "the workload sends up to %d messages in one second to each of %d queues; the producer "
+            "may fall behind its send times above about %d calls per second",
+            peak,
+            design_count,
+            _PRODUCER_CALLS_PER_S,
+        )
 
 
 def _wait_for_drain(scenario: Scenario, started_at: float, progress: ProgressCallback | None) -> float:

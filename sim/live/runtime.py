@@ -37,6 +37,7 @@ import numpy as np
 
 from sim import limits
 from sim.distributions import Sampler
+from sim.live.endpoint import terminate_with_parent
 from sim.lambda_service import DropReason, EndReason, FAILED_REASONS, Trigger
 from sim.scenario import LambdaSettings
 
@@ -90,6 +91,7 @@ class _Process:
             text=True,
             bufsize=1,
             start_new_session=True,
+            preexec_fn=terminate_with_parent,
         )
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.idle_since = 0.0
