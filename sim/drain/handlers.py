@@ -43,7 +43,7 @@ RECORDER: CallRecorder | None = None
 # Set to a list by the local runtime to record the program's decisions; None otherwise.
 DECISION_LOG: list[Entry] | None = None
 
-# A long poll waits up to 20 s, so the read timeout must be longer; SQS's own guide asks for an
+# A long poll waits up to 20 s, so the read timeout must be longer. The SQS guide requires an
 # HTTP timeout above WaitTimeSeconds.
 _CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
 _clients: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """The SQS/SNS endpoint of a live run: an embedded moto server, a user's server, or real AWS.
 
 The embedded server is moto's, started as a separate process on 127.0.0.1 and a free port, and
-stopped by its process id. moto 5.2 binds 0.0.0.0 unless told otherwise, so the host is always
+stopped by its process id. moto 5.2 binds 0.0.0.0 unless given a host, so the host is always
 passed explicitly.
 """
 
@@ -36,7 +36,7 @@ class EndpointKind(str, enum.Enum):
 
 @dataclass
 class Endpoint:
-    """Where a live run's SQS and SNS calls go, and the credentials and Region to use."""
+    """Target of a live run's SQS and SNS calls, with the credentials and Region to use."""
 
     kind: EndpointKind
     url: str | None
@@ -93,7 +93,7 @@ def free_port() -> int:
 
 
 def start_moto(log_path: Path, region: str = "us-east-1") -> Endpoint:
-    """Start moto's server on 127.0.0.1 and a free port, and wait until it answers."""
+    """Start moto's server on 127.0.0.1 and a free port, and wait until it responds."""
     port = free_port()
     url = f"http://{LOOPBACK}:{port}"
     log_file = open(log_path, "ab")
@@ -117,7 +117,7 @@ def start_moto(log_path: Path, region: str = "us-east-1") -> Endpoint:
         except (urllib.error.URLError, ConnectionError, OSError):
             time.sleep(0.1)
     endpoint.stop()
-    raise RuntimeError(f"the moto server did not answer within {_START_TIMEOUT_S:.0f} s; see {log_path}")
+    raise RuntimeError(f"the moto server did not respond within {_START_TIMEOUT_S:.0f} s; see {log_path}")
 
 
 def custom_endpoint(url: str, region: str) -> Endpoint:

@@ -1,6 +1,6 @@
 """Run a scenario's designs for real: handlers in local processes against an SQS/SNS endpoint.
 
-Every design gets its own queue, topic and local Lambda function, and all of them run at the same
+Every design gets its own queue, topic and local Lambda function. All of them run at the same
 time, on the same arrivals as the simulator and on one wall clock, so a run lasts about the
 scenario's duration plus the drain time. Whatever happens, every process, thread, queue and topic
 the run started or created is stopped or deleted before it returns.
@@ -304,7 +304,7 @@ def _start_design(
 
 def _warn_if_producer_too_slow(send_at_s: np.ndarray, design_count: int) -> None:
     # One boto3 client thread makes about 400 simple calls per second against moto 5.2 (measured
-    # on 2 cores); each design's producer is one thread, and batching helps only same-instant sends.
+    # on 2 cores). Each design's producer is one thread, and batching helps only same-instant sends.
     if len(send_at_s) == 0:
         return
     per_second = np.bincount(np.floor(send_at_s).astype(np.int64).clip(min=0))
@@ -358,7 +358,7 @@ def _outcome(scenario: Scenario, run: _DesignRun, arrivals: Arrivals, ended_at_s
     for message_id, at_s in first_receive.items():
         first_receive_at_s[message_id] = at_s
         receive_count[message_id] = receives[message_id]
-    # The handlers' own publish times come first; a publish whose handler was killed before it
+    # The handlers' own publish times come first. A publish whose handler was killed before it
     # reported is known only from the observer's delivery time, which is a little later.
     for message_id, deliveries in run.observer.deliveries.items():
         publish_count[message_id] = max(deliveries, publishes.get(message_id, 0))

@@ -1,11 +1,14 @@
 """A local Lambda runtime: execution environments as processes, asynchronous invocation, retries.
 
-It follows the same rules as the simulated Lambda service (``sim.lambda_service``): a cold start
-imports the handler in a new process, an idle process is reused warm until reclaimed, an
-invocation that passes its timeout is killed with SIGKILL and its process discarded, invocations
-above the concurrency limit are throttled and retried with backoff, a failed invocation is retried
-twice about 1 and 2 minutes later, and recursive loop detection drops the 17th invocation of a
-chain. A small HTTP server on 127.0.0.1 answers Lambda's asynchronous Invoke API, so a handler's
+It follows the same rules as the simulated Lambda service (``sim.lambda_service``):
+
+- a cold start imports the handler in a new process, and an idle process is reused warm until
+  it is reclaimed;
+- an invocation that passes its timeout is killed with SIGKILL and its process discarded;
+- invocations above the concurrency limit are throttled and retried with backoff;
+- a failed invocation is retried twice, about 1 and 2 minutes later;
+- recursive loop detection drops the 17th invocation of a chain.
+ A small HTTP server on 127.0.0.1 answers Lambda's asynchronous Invoke API, so a handler's
 boto3 self-invocation reaches this runtime unchanged. Chains are followed the way AWS does it:
 botocore copies the ``_X_AMZN_TRACE_ID`` variable of the invocation into the X-Amzn-Trace-Id header,
 whose Lineage field carries the chain and its depth.
@@ -63,7 +66,7 @@ class LiveEvent:
 
 @dataclass
 class LiveRecords:
-    """What the runtime observed; times are seconds since the run started."""
+    """Observations of the runtime, with times in seconds since the run started."""
 
     invocations: list[tuple[Any, ...]] = field(default_factory=list)
     concurrency: list[tuple[float, int]] = field(default_factory=list)
@@ -512,7 +515,7 @@ def _ceil_ms(duration_s: float) -> int:
 
 
 class InvokeApiServer:
-    """Answers Lambda's Invoke API on 127.0.0.1 for the functions of a live run."""
+    """HTTP server for Lambda's Invoke API on 127.0.0.1, for the functions of a live run."""
 
     def __init__(self, functions: dict[str, LocalLambda]) -> None:
         self._functions = functions
