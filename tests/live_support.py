@@ -12,17 +12,22 @@ from urllib.parse import urlsplit
 LIVE_PROCESS_MARKERS = ("sim.live.worker", "moto.server")
 
 
-def live_processes() -> list[str]:
-    """Return the command lines of running worker and moto processes."""
+def live_processes(mark: str) -> list[str]:
+    """Return the command lines of running worker and moto processes whose environment has ``mark``.
+
+    Every process a test starts inherits the test's environment, so the mark tells them apart
+    from processes of anything else running on the machine.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environment = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if any(marker in command for marker in LIVE_PROCESS_MARKERS):
+        if mark.encode() in environment and any(marker in command for marker in LIVE_PROCESS_MARKERS):
             found.append(command.strip())
     return found
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,11 @@ def normalized(entries: list[Any]) -> list[Any]:
 
 
 @pytest.fixture(autouse=True)
-def no_processes_left():
+def no_processes_left(monkeypatch):
+    mark = f"drainsim-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("DRAINSIM_TEST_MARK", mark)
     yield
-    assert live_processes() == []
+    assert live_processes(f"DRAINSIM_TEST_MARK={mark}") == []
 
 
 # ---------------------------------------------------------------------------------------------
