@@ -4,4 +4,6 @@ import sys
 
 from sim.cli import main
 
-sys.exit(main())
+# The guard keeps worker processes started with "spawn" from running the CLI again.
+if __name__ == "__main__":
+    sys.exit(main())

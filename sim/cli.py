@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import signal
 import sys
@@ -111,11 +112,20 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_live_options(compare)
     compare.set_defaults(command=_command_compare)
 
+    sweep = commands.add_parser("sweep", help="run every point of a scenario's [sweep] section with several seeds", description="Run every point and replication of a scenario's [sweep] section, write sweep.parquet (one row per point, replication and design) and points.parquet (mean and 95%% confidence interval per point), and draw the sweep plots. Rerunning with the same --out skips the finished runs.")
+    sweep.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file (.toml) with a [sweep] section")
+    sweep.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N", help=f"local worker processes (default: all {os.cpu_count() or 1} cores)")
+    sweep.add_argument("--dask", metavar="ADDRESS", help="run on the Dask distributed scheduler at ADDRESS, such as tcp://127.0.0.1:8786, instead of local processes")
+    sweep.add_argument("--seed", type=_seed, metavar="N", help=f"replace the scenario's seed (integer, 0 to {MAX_SEED})")
+    sweep.add_argument("--out", type=Path, metavar="DIR", help="sweep folder; a rerun with the same folder continues the sweep (default: results/<scenario>/sweep)")
+    sweep.add_argument("--no-plots", action="store_true", help="write the tables but no PNG plots")
+    sweep.set_defaults(command=_command_sweep)
+
     plot = commands.add_parser("plot", help="redraw the plots of a results folder", description="Redraw the PNG plots of a results folder from its summary and Parquet files.")
     plot.add_argument("folder", type=Path, metavar="RESULT_DIR", help="a results folder, such as results/flat/<run-id>")
     plot.set_defaults(command=_command_plot)
 
-    for sub in (run, compare, plot):
+    for sub in (run, compare, sweep, plot):
         sub.add_argument("-v", "--verbose", action="count", default=0, help="log more: -v for progress messages, -vv for simulation details")
         sub.add_argument("-q", "--quiet", action="count", default=0, help="log only errors and hide the progress bar")
     return parser
@@ -174,6 +184,43 @@ def _command_compare(args: argparse.Namespace) -> int:
         raise UserInputError(f"scenario names must differ, as they name the result folders: {', '.join(names)}")
     _run_all(scenarios, args, design_names=None, engines=args.engines)
     return 0
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: give an integer from 1 to 256") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"invalid worker count {value}: give an integer from 1 to 256")
+    return value
+
+
+def _command_sweep(args: argparse.Namespace) -> int:
+    from sim.sweep import run_sweep
+    from sim.sweep_report import format_sweep_report, write_sweep_outputs
+
+    overrides = {"seed": args.seed} if args.seed is not None else {}
+    scenario = _load(args.scenario, overrides)
+    folder = args.out or DEFAULT_RESULTS_ROOT / scenario.name / "sweep"
+    report = run_sweep(scenario, folder, args.workers, args.dask, progress=None if args.quiet else _sweep_progress)
+    if not args.no_plots:
+        write_sweep_outputs(scenario, report)
+    print(format_sweep_report(scenario, report))
+    return 0
+
+
+def _sweep_progress(total: int, done: int) -> Callable[[], None]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=done, desc="sweep", unit="run", file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def step() -> None:
+        bar.update(1)
+        if bar.n >= bar.total:
+            bar.close()
+
+    return step
 
 
 def _command_plot(args: argparse.Namespace) -> int:

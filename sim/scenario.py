@@ -27,6 +27,7 @@ from sim import limits
 from sim.distributions import Distribution, Fixed, Lognormal
 from sim.errors import ScenarioError
 from sim.scenario_errors import format_validation_error
+from sim.sweep_spec import SweepSettings, apply_point
 
 logger = logging.getLogger(__name__)
 
@@ -347,8 +348,12 @@ class Scenario(_Settings):
     eventbridge: EventBridgeSettings = EventBridgeSettings()
     live: LiveSettings = LiveSettings()
     designs: dict[str, Design] = Field(min_length=1)
+    # Parameters ``drainsim sweep`` and ``drainsim tune`` vary; other commands ignore it.
+    sweep: SweepSettings | None = None
 
     _source: Path | None = PrivateAttr(default=None)
+    # The TOML document the scenario was validated from, for sweeps that change its keys.
+    _document: dict[str, Any] | None = PrivateAttr(default=None)
 
     @field_validator("designs")
     @classmethod
@@ -368,6 +373,15 @@ class Scenario(_Settings):
                     f"eventbridge.offset_s ({self.eventbridge.offset_s}) must be below "
                     f"designs.{name}.period_s ({design.period_s})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_sweep_design(self) -> Scenario:
+        if self.sweep is not None and self.sweep.design is not None and self.sweep.design not in self.designs:
+            raise ValueError(
+                f"sweep.design {self.sweep.design!r} is not a design of this scenario; "
+                f"it defines: {', '.join(self.designs)}"
+            )
         return self
 
     @property
@@ -402,6 +416,13 @@ class Scenario(_Settings):
         self._source = path
         return self
 
+    @property
+    def document(self) -> dict[str, Any]:
+        """The scenario as a plain document (the validated file, or the settings dumped)."""
+        if self._document is not None:
+            return self._document
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read and validate a scenario file.
@@ -421,7 +442,42 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         scenario = Scenario.model_validate_json(document, strict=True)
     except ValidationError as error:
         raise ScenarioError(format_validation_error(path, error, Scenario)) from None
-    return scenario.with_source(path)
+    if scenario.sweep is not None:
+        _check_sweep_values(path, data, scenario.sweep)
+    scenario = scenario.with_source(path)
+    scenario._document = data
+    return scenario
+
+
+def validate_document(data: dict[str, Any], path: Path | None = None) -> Scenario:
+    """Validate a scenario document strictly, as ``load_scenario`` does, and keep it."""
+    scenario = Scenario.model_validate_json(json.dumps(data, default=str), strict=True)
+    if path is not None:
+        scenario = scenario.with_source(path)
+    scenario._document = data
+    return scenario
+
+
+def _check_sweep_values(path: Path, data: dict[str, Any], sweep: SweepSettings) -> None:
+    """Check that every swept value, set alone, gives a valid scenario.
+
+    Combinations can still be invalid (a timeout not above the baseline); a sweep skips those.
+    """
+    for parameter, values in sweep.axes().items():
+        for value in values:
+            try:
+                document = apply_point(data, {parameter: value})
+            except KeyError:
+                raise ScenarioError(
+                    f"{path}: invalid sweep parameter '{parameter}': no such table in the scenario; "
+                    f"name a key by its dotted path, such as designs.timer.period_s"
+                ) from None
+            try:
+                Scenario.model_validate_json(json.dumps(document, default=str), strict=True)
+            except ValidationError as error:
+                detail = format_validation_error(path, error, Scenario).splitlines()[0]
+                detail = detail.removeprefix(f"{path}: ")
+                raise ScenarioError(f"{path}: sweep parameter '{parameter}' = {value!r} is invalid: {detail}") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
