@@ -275,7 +275,10 @@ def _endpoint_choice(args: argparse.Namespace, engines: list[str]) -> dict[str, 
     live_options = args.aws or args.endpoint_url or args.region
     if "live" not in engines:
         if live_options:
-            raise UserInputError("--aws, --endpoint-url and --region apply to the live engine only; add --engine live")
+            raise UserInputError(
+                "--aws, --endpoint-url and --region apply to the live engine only; add --engine live "
+                "to run, or --engines sim,live to compare"
+            )
         return {}
     if args.aws and not args.region:
         raise UserInputError("--aws needs --region, such as --region eu-west-1; drainsim never picks a Region for a real account")

@@ -52,7 +52,7 @@ def _describe(detail: dict[str, Any], key: str, parent: Any, field: Any) -> str:
         if close:
             message += f"; did you mean '{close[0]}'?"
         if allowed:
-            message += f"; allowed keys here: {', '.join(allowed)}"
+            message += f" Allowed keys here: {', '.join(allowed)}" if close else f"; allowed keys here: {', '.join(allowed)}"
         return message
 
     if kind in ("union_tag_invalid", "union_tag_not_found"):

@@ -86,7 +86,7 @@ def write_sweep_outputs(scenario: Scenario, report: SweepReport) -> list:
     front = pareto_front(mine, f"{COST}.mean", f"{LATENESS}.mean")
     chosen = list(front["point_id"])
     if len(chosen) > MAX_CURVES:
-        knee = knee_point(front, f"{COST}.mean", f"{LATENESS}.mean")
+        knee = knee_point(front, f"{COST}.mean", f"{LATENESS}.mean", log_y=True)
         spread = [chosen[round(i * (len(chosen) - 1) / (MAX_CURVES - 1))] for i in range(MAX_CURVES)]
         if knee is not None and front.loc[knee, "point_id"] not in spread:
             spread[-1] = int(front.loc[knee, "point_id"])

@@ -126,6 +126,8 @@ def test_compare_sim_and_live_smoke(tmp_path):
     assert live["endpoint"]["kind"] == "embedded-moto"
     assert live["endpoint"]["url"].startswith("http://127.0.0.1:")
     assert simulated["engine"] == "sim"
+    # Execution environments are reused warm between invocations.
+    assert live["designs"]["timer"]["cold_starts"] < live["designs"]["timer"]["invocations"]["total"]
     for name, design in live["designs"].items():
         assert design["delivered"] + design["undelivered"]["total"] == design["messages"], name
         assert design["delivered"] == design["messages"], name

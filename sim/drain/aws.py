@@ -89,7 +89,12 @@ class Boto3Effects:
         reports the number of entries returned instead (used by ReceiveMessage).
         """
         started_at_s = self._clock()
-        response = call()
+        try:
+            response = call()
+        except Exception:
+            if self._recorder is not None:
+                self._recorder.record_call(api, started_at_s, self._clock() - started_at_s, entries, max(entries, 1))
+            raise
         duration_s = self._clock() - started_at_s
         if self._recorder is not None:
             failed = count_failed(response) if count_failed else 0

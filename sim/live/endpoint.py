@@ -1,8 +1,8 @@
 """The SQS/SNS endpoint of a live run: an embedded moto server, a user's server, or real AWS.
 
 The embedded server is moto's, started as a separate process on 127.0.0.1 and a free port, and
-stopped by its process id. moto 5.2 binds 0.0.0.0 unless given a host, so the host is always
-passed explicitly.
+stopped by its process id. moto 5.2's ThreadedMotoServer binds 0.0.0.0 unless given a host, so
+the host is always passed explicitly and the server never listens beyond the loopback address.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from sim.lambda_service import Trigger
 from sim.live.endpoint import Endpoint, start_moto
 from sim.live.runtime import InvokeApiServer, LiveEvent, LocalLambda
 from sim.live.services import (
+    check_queue_name_length,
     DepthMonitor,
     Observer,
     Producer,
@@ -218,6 +219,8 @@ def _run_on_endpoint(
     record_decisions: bool,
     work_dir: Path,
 ) -> LiveRunResult:
+    for name in names:
+        check_queue_name_length(name)
     clients = make_clients(endpoint)
     run_tag = unique_run_tag()
     send_at_s, delays = live_send_plan(arrivals, scenario.live.producer_lead_s)
@@ -236,7 +239,12 @@ def _run_on_endpoint(
         for name, resources in zip(names, created):
             runs.append(_start_design(scenario, name, resources, endpoint, clients, invoke_api, functions, started_at, end_at_s, send_at_s, delays, arrivals, record_decisions, work_dir))
         ended_at_s = _wait_for_drain(scenario, started_at, progress)
-        outcomes = [_finish_design(scenario, run, clients, arrivals, ended_at_s) for run in runs]
+        # Every design stops at the same instant, before any of them is swept.
+        for run in runs:
+            run.stop.set()
+        for run in runs:
+            run.function.stop()
+        outcomes = [_finish_design(scenario, run, clients, arrivals, send_at_s, ended_at_s) for run in runs]
     finally:
         for run in runs:
             run.stop.set()
@@ -331,9 +339,7 @@ def _wait_for_drain(scenario: Scenario, started_at: float, progress: ProgressCal
         time.sleep(min(0.25, end_at_s - now_s + 0.001))
 
 
-def _finish_design(scenario: Scenario, run: _DesignRun, clients: dict[str, Any], arrivals: Arrivals, ended_at_s: float) -> DesignOutcome:
-    run.stop.set()
-    run.function.stop()
+def _finish_design(scenario: Scenario, run: _DesignRun, clients: dict[str, Any], arrivals: Arrivals, send_at_s: np.ndarray, ended_at_s: float) -> DesignOutcome:
     for thread in (run.producer, run.trigger, run.depth):
         thread.join(timeout=10)
     # Deliveries published just before the stop may still be on their way to the observer queue.
@@ -342,10 +348,18 @@ def _finish_design(scenario: Scenario, run: _DesignRun, clients: dict[str, Any],
         pass
     queued = sweep(clients["sqs"], run.resources.queue_url, len(arrivals))
     in_dlq = sweep(clients["sqs"], run.resources.dlq_url, len(arrivals)) if run.resources.dlq_url else set()
-    return _outcome(scenario, run, arrivals, ended_at_s, queued, in_dlq)
+    if run.producer.error is not None or run.producer.sent < len(arrivals):
+        logger.error(
+            "design %s: the producer sent %d of %d messages (%s); the others are reported as queued",
+            run.name,
+            run.producer.sent,
+            len(arrivals),
+            run.producer.error or "stopped before their send time",
+        )
+    return _outcome(scenario, run, arrivals, send_at_s, ended_at_s, queued, in_dlq)
 
 
-def _outcome(scenario: Scenario, run: _DesignRun, arrivals: Arrivals, ended_at_s: float, queued: set[int], in_dlq: set[int]) -> DesignOutcome:
+def _outcome(scenario: Scenario, run: _DesignRun, arrivals: Arrivals, send_at_s: np.ndarray, ended_at_s: float, queued: set[int], in_dlq: set[int]) -> DesignOutcome:
     count = len(arrivals)
     records = run.function.records
     first_receive, receives = group_times(records.received)
@@ -368,11 +382,14 @@ def _outcome(scenario: Scenario, run: _DesignRun, arrivals: Arrivals, ended_at_s
             first_publish_at_s[message_id] = at_s
             publish_count[message_id] = publishes[message_id]
 
+    # Unpublished messages: in flight unless the final sweep found them visible or in the
+    # dead-letter queue, or their retention (from the live send time) ran out. A message the
+    # producer never sent counts as queued, and the run logs an error.
     states = np.full(count, int(MessageState.IN_FLIGHT), dtype=np.int8)
-    states[list(queued)] = int(MessageState.QUEUED)
-    states[list(in_dlq)] = int(MessageState.DLQ)
-    expired = arrivals.send_at_s + scenario.queue.retention_s <= ended_at_s
-    states[expired & (states != int(MessageState.DLQ))] = int(MessageState.EXPIRED)
+    states[send_at_s + scenario.queue.retention_s <= ended_at_s] = int(MessageState.EXPIRED)
+    states[sorted(run.producer.unsent_ids(count))] = int(MessageState.QUEUED)
+    states[sorted(queued)] = int(MessageState.QUEUED)
+    states[sorted(in_dlq)] = int(MessageState.DLQ)
     states[publish_count > 0] = int(MessageState.DELETED)
 
     sqs_requests: Counter[str] = Counter(run.producer.log.counts)
@@ -406,6 +423,7 @@ def _outcome(scenario: Scenario, run: _DesignRun, arrivals: Arrivals, ended_at_s
         timer_fires=run.trigger.fires,
         duplicate_fires=run.trigger.duplicate_fires,
         watchdog_restarts=run.trigger.watchdog_restarts,
+        dlq_moves=len(in_dlq),
     )
 
 

@@ -40,7 +40,6 @@ import numpy as np
 
 from sim import limits
 from sim.distributions import Sampler
-from sim.live.endpoint import terminate_with_parent
 from sim.lambda_service import DropReason, EndReason, FAILED_REASONS, Trigger
 from sim.scenario import LambdaSettings
 
@@ -93,8 +92,10 @@ class _Process:
             env=environment,
             text=True,
             bufsize=1,
+            # No parent-death signal here: Linux sends it when the spawning thread ends, which
+            # would kill the environment after its first invocation. A worker exits on its own
+            # when its standard input closes, which happens when drainsim dies.
             start_new_session=True,
-            preexec_fn=terminate_with_parent,
         )
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.idle_since = 0.0
@@ -322,6 +323,8 @@ class LocalLambda:
         handler_started_at = time.time()
         if process is not None:
             outcome = self._run_handler(process, event, invocation_id, handler_started_at)
+        elif self._stopping:
+            outcome.reason = EndReason.RUN_ENDED
         else:
             outcome.reason = EndReason.ERROR
             outcome.error = "the execution environment failed to start"
@@ -347,7 +350,9 @@ class LocalLambda:
         except queue.Empty:
             line = None
         if not line or line.get("type") != "ready":
-            logger.error("%s: execution environment %d did not finish Init within %.0f s", self.function_name, process.popen.pid, limits.MAX_INIT_DURATION_S)
+            if not self._stopping:
+                reason = "exited during Init" if line is None else f"did not finish Init within {limits.MAX_INIT_DURATION_S:.0f} s"
+                logger.error("%s: execution environment %d %s; see its log", self.function_name, process.popen.pid, reason)
             process.kill()
             with self._lock:
                 self._busy.discard(process)

@@ -21,6 +21,7 @@ import numpy as np
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sim.errors import UserInputError
 from sim.live.endpoint import Endpoint
 from sim.scenario import QueueSettings
 
@@ -75,6 +76,20 @@ def create_resources(clients: dict[str, Any], run_tag: str, design_name: str, se
         resources.topic_arn = sns.create_topic(Name=f"{resources.prefix}-topic")["TopicArn"]
         resources.observer_url = sqs.create_queue(QueueName=f"{resources.prefix}-observer")["QueueUrl"]
         observer_arn = _queue_arn(sqs, resources.observer_url)
+        # SQS accepts an SNS delivery only when the queue's policy allows the topic to send.
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": observer_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": resources.topic_arn}},
+                }
+            ],
+        }
+        sqs.set_queue_attributes(QueueUrl=resources.observer_url, Attributes={"Policy": json.dumps(policy)})
         resources.subscription_arn = sns.subscribe(
             TopicArn=resources.topic_arn,
             Protocol="sqs",
@@ -109,6 +124,20 @@ def delete_resources(clients: dict[str, Any], resources: Resources) -> None:
             step()
         except (ClientError, BotoCoreError) as error:
             logger.error("could not delete %s of %s: %s", name, resources.prefix, error)
+
+
+# SQS queue names have at most 80 characters; the longest name made is "<prefix>-observer".
+MAX_QUEUE_NAME = 80
+_NAME_OVERHEAD = len("drainsim-") + 10 + len("-") + len("-observer")
+
+
+def check_queue_name_length(design_name: str) -> None:
+    """Reject a design name that would make a queue name longer than SQS allows."""
+    if len(design_name) + _NAME_OVERHEAD > MAX_QUEUE_NAME:
+        raise UserInputError(
+            f"design name {design_name!r} is too long for a live run: its queue names would exceed "
+            f"SQS's {MAX_QUEUE_NAME} characters; use at most {MAX_QUEUE_NAME - _NAME_OVERHEAD} characters"
+        )
 
 
 def message_body(message_id: int, due_at_s: float) -> str:
@@ -149,7 +178,12 @@ class Producer(threading.Thread):
         self._halt = stop
         self.log = CallLog()
         self.sent = 0
+        self._sent_ids: set[int] = set()
         self.error: BaseException | None = None
+
+    def unsent_ids(self, count: int) -> set[int]:
+        """Return the message ids among 0..count-1 that were not sent."""
+        return set(range(count)) - self._sent_ids
 
     def run(self) -> None:
         try:
@@ -203,6 +237,7 @@ class Producer(threading.Thread):
             {"api": api, "started_at_s": started - self._started_at, "duration_s": time.time() - started, "entries": len(batch), "failed": 0, "invocation_id": -1}
         )
         self.sent += len(batch)
+        self._sent_ids.update(int(index) for index in batch)
 
 
 class Observer(threading.Thread):
@@ -275,13 +310,22 @@ class DepthMonitor(threading.Thread):
 
 
 def sweep(sqs: Any, queue_url: str, limit: int) -> set[int]:
-    """Receive every visible message of a queue once, without deleting; return their ids."""
+    """Receive every visible message of a queue once, without deleting; return their ids.
+
+    Long polls of 1 s query every SQS server, so the sweep stops only after two empty ones. A
+    message whose receive count reaches the queue's maxReceiveCount on this receive moves to the
+    dead-letter queue, as any receive would make it.
+    """
     found: set[int] = set()
+    empty = 0
     for _ in range(limit // 10 + 10):
-        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=600)
+        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=600)
         messages = response.get("Messages", [])
         if not messages:
-            break
+            empty += 1
+            if empty == 2:
+                break
+            continue
         for message in messages:
             message_id = message_id_of(message.get("Body"))
             if message_id is not None:

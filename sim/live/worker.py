@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -59,6 +60,9 @@ def main(argv: list[str]) -> int:
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     recorder = _StreamRecorder(protocol)
+    # Lambda's Python runtime sends the handler's log records to its log stream; here that is
+    # standard error, which the runtime writes to the design's log file.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     loaded_at = time.time()
     module_name, function_name = handler_path.rsplit(".", 1)
