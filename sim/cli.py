@@ -43,11 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"drainsim: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("drainsim: interrupted; no partial results were kept", file=sys.stderr)
+        print(f"drainsim: interrupted; {_KEPT.get(args.command, _KEPT[None])}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except _Terminated:
-        print("drainsim: terminated; no partial results were kept", file=sys.stderr)
+        print(f"drainsim: terminated; {_KEPT.get(args.command, _KEPT[None])}", file=sys.stderr)
         return EXIT_TERMINATED
+
+
+# What an interrupted command keeps, for the message printed on Ctrl-C or SIGTERM.
+_KEPT: dict[Any, str] = {
+    None: "no partial results were kept",
+}
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
@@ -120,12 +126,24 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, metavar="DIR", help="sweep folder; a rerun with the same folder continues the sweep (default: results/<scenario>/sweep)")
     sweep.add_argument("--no-plots", action="store_true", help="write the tables but no PNG plots")
     sweep.set_defaults(command=_command_sweep)
+    _KEPT[_command_sweep] = "every finished run was kept; rerun the same command to continue"
+
+    tune = commands.add_parser("tune", help="search a scenario's [sweep] parameters for the cheapest settings that meet constraints", description="Run an Optuna (TPE) study over the [sweep] parameters: each trial runs every replication of one point. Rerunning with the same --out adds --trials more trials to the study.")
+    tune.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file (.toml) with a [sweep] section")
+    tune.add_argument("--minimize", required=True, metavar="METRIC", help="metric of the tuned design to minimize, such as cost_usd.per_million_messages (names as in sweep.parquet)")
+    tune.add_argument("--subject-to", dest="constraints", action="append", default=[], type=_constraint, metavar="BOUND", help="bound on a metric's mean over the replications: METRIC<=VALUE, >=, < or >, such as lateness_s.p99<=2 (seconds); repeatable")
+    tune.add_argument("--trials", type=_trials, default=50, metavar="N", help="trials to add to the study (default 50)")
+    tune.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N", help="processes running a trial's replications, at most one per replication")
+    tune.add_argument("--seed", type=_seed, metavar="N", help=f"replace the scenario's seed (integer, 0 to {MAX_SEED}); a new seed needs a new --out")
+    tune.add_argument("--out", type=Path, metavar="DIR", help="study folder holding study.db; a rerun continues the study (default: results/<scenario>/tune)")
+    tune.set_defaults(command=_command_tune)
+    _KEPT[_command_tune] = "finished trials are kept in the study; rerun to add more"
 
     plot = commands.add_parser("plot", help="redraw the plots of a results folder", description="Redraw the PNG plots of a results folder from its summary and Parquet files.")
     plot.add_argument("folder", type=Path, metavar="RESULT_DIR", help="a results folder, such as results/flat/<run-id>")
     plot.set_defaults(command=_command_plot)
 
-    for sub in (run, compare, sweep, plot):
+    for sub in (run, compare, sweep, tune, plot):
         sub.add_argument("-v", "--verbose", action="count", default=0, help="log more: -v for progress messages, -vv for simulation details")
         sub.add_argument("-q", "--quiet", action="count", default=0, help="log only errors and hide the progress bar")
     return parser
@@ -221,6 +239,36 @@ def _sweep_progress(total: int, done: int) -> Callable[[], None]:
             bar.close()
 
     return step
+
+
+def _constraint(text: str) -> Any:
+    from sim.tune import parse_constraint
+
+    try:
+        return parse_constraint(text)
+    except UserInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _trials(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid trial count {text!r}: give an integer from 1 to 100000") from None
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"invalid trial count {value}: give an integer from 1 to 100000")
+    return value
+
+
+def _command_tune(args: argparse.Namespace) -> int:
+    from sim.tune import format_tune_report, run_tune
+
+    overrides = {"seed": args.seed} if args.seed is not None else {}
+    scenario = _load(args.scenario, overrides)
+    folder = args.out or DEFAULT_RESULTS_ROOT / scenario.name / "tune"
+    report = run_tune(scenario, args.minimize, args.constraints, args.trials, folder, args.workers)
+    print(format_tune_report(report, args.minimize, args.constraints))
+    return 0
 
 
 def _command_plot(args: argparse.Namespace) -> int:
