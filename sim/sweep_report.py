@@ -16,8 +16,8 @@ logger = logging.getLogger(__name__)
 
 LATENESS = "lateness_s.p99"
 COST = "cost_usd.per_million_messages"
-# The frontier's concurrency curves are drawn for at most this many points.
-MAX_CURVES = 6
+# Frontier points rerun for their concurrency series; the plot shows six of them.
+MAX_RERUNS = 24
 
 
 def sweep_design(scenario: Scenario) -> str:
@@ -76,7 +76,7 @@ def _plain(value: Any) -> Any:
 
 def write_sweep_outputs(scenario: Scenario, report: SweepReport) -> list:
     """Draw the sweep plots into the sweep folder."""
-    from sim.sweep_plots import knee_point, pareto_front, write_sweep_plots
+    from sim.sweep_plots import pareto_front, write_sweep_plots
 
     design = sweep_design(scenario)
     points = report.points
@@ -84,12 +84,8 @@ def write_sweep_outputs(scenario: Scenario, report: SweepReport) -> list:
         return []
     mine = points[points["design"] == design]
     front = pareto_front(mine, f"{COST}.mean", f"{LATENESS}.mean")
-    chosen = list(front["point_id"])
-    if len(chosen) > MAX_CURVES:
-        knee = knee_point(front, f"{COST}.mean", f"{LATENESS}.mean", log_y=True)
-        spread = [chosen[round(i * (len(chosen) - 1) / (MAX_CURVES - 1))] for i in range(MAX_CURVES)]
-        if knee is not None and front.loc[knee, "point_id"] not in spread:
-            spread[-1] = int(front.loc[knee, "point_id"])
-        chosen = sorted(set(spread))
-    curves = frontier_concurrency(scenario, points, design, [int(point_id) for point_id in chosen])
+    # The plot draws at most six frontier points, chosen along the front with the knee; the
+    # series are rerun for the whole front, up to a bound, so that whichever it picks is there.
+    chosen = [int(point_id) for point_id in front["point_id"]][:MAX_RERUNS]
+    curves = frontier_concurrency(scenario, points, design, chosen)
     return write_sweep_plots(report.folder, scenario.name, points, design, curves)

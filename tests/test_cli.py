@@ -309,3 +309,18 @@ def test_compare_checks_traces_before_running(scenario_file, tmp_path):
 
     assert_user_error(result, "unsorted.csv", "sort")
     assert not (out / "small").exists()
+
+
+def test_tune_bad_constraint_exits_2(tmp_path):
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "tune-timer.toml"
+    result = drainsim("tune", str(scenario), "--minimize", "cost_usd.total", "--subject-to", "lateness_s.p99=2", "--out", str(tmp_path / "t"))
+
+    assert_user_error(result, "lateness_s.p99=2")
+    assert not (tmp_path / "t").exists()
+
+
+def test_sweep_without_section_exits_2(scenario_file, tmp_path):
+    result = drainsim("sweep", str(scenario_file), "--out", str(tmp_path / "s"))
+
+    assert_user_error(result, "no [sweep] section")
+    assert not (tmp_path / "s").exists()

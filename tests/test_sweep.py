@@ -269,3 +269,37 @@ def test_sweep_without_section_rejected(tmp_path):
 
     with pytest.raises(ScenarioError, match=r"no \[sweep\] section"):
         plan_sweep(scenario)
+
+
+def test_cli_sweep_interrupt_keeps_finished_runs(scenario_file, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    scenario_file.write_text(SCENARIO.replace("duration_s = 120", "duration_s = 1500"), encoding="utf-8")
+    folder = tmp_path / "out"
+    command = [sys.executable, "-m", "sim", "sweep", str(scenario_file), "--out", str(folder), "--workers", "1", "--no-plots"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        tasks = folder / TASKS_FOLDER
+        if tasks.is_dir() and len(list(tasks.glob("point-*.parquet"))) >= 2:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    kept = sorted((folder / TASKS_FOLDER).iterdir())
+
+    assert process.returncode == 130
+    assert "every finished run was kept" in stderr
+    assert "Traceback" not in stderr
+    assert 2 <= len(kept) < 12
+    assert not any(path.name.startswith(".") for path in kept)
+    assert not (folder / SWEEP_TABLE).exists()
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"({len(kept)} already done)" in rerun.stdout
+    assert len(pd.read_parquet(folder / SWEEP_TABLE)) == 12
