@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_TERMINATED
 
 
-# What an interrupted command keeps, for the message printed on Ctrl-C or SIGTERM.
+# Results an interrupted command keeps, for the message printed on Ctrl-C or SIGTERM.
 _KEPT: dict[Any, str] = {
     None: "no partial results were kept",
 }

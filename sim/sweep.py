@@ -3,7 +3,7 @@
 Each run (one point, one replication) is a task. A task's result is written to its own file as
 soon as it is done, atomically, so an interrupted sweep keeps every finished task and a rerun
 with the same output folder skips them. Tasks run in local processes or on a Dask distributed
-cluster; a task's result depends only on its scenario document and seed, so both executors give
+cluster. A task's result depends only on its scenario document and seed, so both executors give
 the same numbers.
 """
 
@@ -138,7 +138,7 @@ def run_sweep_task(task: SweepTask) -> pd.DataFrame:
 def prepare_output(folder: Path, scenario: Scenario) -> set[str]:
     """Create or reopen a sweep folder; return the file names of tasks already finished.
 
-    Raises UserInputError when the folder holds a different sweep or is not a folder.
+    Raises UserInputError when the folder contains a different sweep or is not a folder.
     """
     if folder.exists() and not folder.is_dir():
         raise UserInputError(f"{folder}: output path is a file; give a folder with --out")
@@ -151,11 +151,11 @@ def prepare_output(folder: Path, scenario: Scenario) -> set[str]:
             raise UserInputError(f"{spec_path}: cannot be read ({error}); use another --out folder") from None
         if found.get("fingerprint") != expected["fingerprint"]:
             raise UserInputError(
-                f"{folder}: holds a sweep of a different scenario or sweep settings "
+                f"{folder}: contains a sweep of a different scenario or sweep settings "
                 f"({found.get('scenario')!r}); use another --out folder to start a new sweep"
             )
     elif folder.exists() and any(folder.iterdir()):
-        raise UserInputError(f"{folder}: is not empty and holds no {SPEC_FILE}; use an empty or new --out folder")
+        raise UserInputError(f"{folder}: is not empty and has no {SPEC_FILE}; use an empty or new --out folder")
     (folder / TASKS_FOLDER).mkdir(parents=True, exist_ok=True)
     if not spec_path.exists():
         _write_atomically(spec_path, lambda path: path.write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""What a finished sweep prints and draws."""
+"""Printed report and plots of a finished sweep."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def write_sweep_outputs(scenario: Scenario, report: SweepReport) -> list:
         return []
     mine = points[points["design"] == design]
     front = pareto_front(mine, f"{COST}.mean", f"{LATENESS}.mean")
-    # The plot draws at most six frontier points, chosen along the front with the knee; the
+    # The plot draws at most six frontier points, chosen along the front with the knee. The
     # series are rerun for the whole front, up to a bound, so that whichever it picks is there.
     chosen = [int(point_id) for point_id in front["point_id"]][:MAX_RERUNS]
     curves = frontier_concurrency(scenario, points, design, chosen)

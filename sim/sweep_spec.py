@@ -115,7 +115,7 @@ def sweep_points(settings: SweepSettings, seed: int) -> list[dict[str, Scalar]]:
     """Return the points of a sweep, each a mapping from dotted parameter path to value.
 
     The grid lists every combination in order. A random sample draws grid points uniformly
-    without repetition; a Sobol sample picks grid points from a scrambled Sobol sequence, which
+    without repetition. A Sobol sample picks grid points from a scrambled Sobol sequence, which
     covers the grid more evenly than random draws. Both are seeded by the scenario's seed.
     """
     axes = settings.axes()
@@ -140,7 +140,7 @@ def _sobol_indices(sizes: list[int], wanted: int, rng: np.random.Generator) -> l
     sampler = qmc.Sobol(d=len(sizes), scramble=True, seed=rng)
     seen: set[tuple[int, ...]] = set()
     picked: list[tuple[int, ...]] = []
-    # Sobol points are balanced in blocks of powers of two; draw blocks until enough distinct
+    # Sobol points are balanced in blocks of powers of two. Blocks are drawn until enough distinct
     # grid points are found, within a bound for grids smaller than the request.
     for _ in range(32):
         block = sampler.random(max(2, 1 << math.ceil(math.log2(max(wanted, 2)))))

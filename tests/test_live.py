@@ -202,3 +202,26 @@ def test_killed_processes_lose_nothing(tmp_path):
     assert undelivered["expired"] == 0
     assert undelivered["dlq"] == 0
     assert summary["delivered"] + undelivered["queued"] + undelivered["in_flight"] == summary["messages"]
+
+
+@pytest.mark.parametrize("signal_name, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupted_live_run_cleans_up(tmp_path, signal_name, status):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "sim", "run", "--engine", "live", str(REPOSITORY / "scenarios" / "live-smoke.toml"), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mark = f"DRAINSIM_TEST_MARK={os.environ['DRAINSIM_TEST_MARK']}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("sim.live.worker" in command for command in live_processes(mark)):
+        time.sleep(0.2)
+    started_workers = [command for command in live_processes(mark) if "sim.live.worker" in command]
+    process.send_signal(getattr(signal, signal_name))
+    _, stderr = process.communicate(timeout=60)
+
+    assert started_workers, "no execution environment started within 60 s"
+    assert process.returncode == status
+    assert "no partial results were kept" in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists() or not any(out.rglob("summary.json"))
