@@ -324,3 +324,28 @@ def test_sweep_without_section_exits_2(scenario_file, tmp_path):
 
     assert_user_error(result, "no [sweep] section")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("signal_name, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupted_run_leaves_no_result(tmp_path, signal_name, status):
+    import signal
+    import time
+
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "bursty.toml"
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sim", "run", str(scenario), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Let the run get past its imports and into the simulation before stopping it.
+    time.sleep(4)
+    process.send_signal(getattr(signal, signal_name))
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == status
+    assert "no partial results were kept" in stderr
+    assert "Traceback" not in stderr
+    assert list(out.rglob("summary.json")) == []
+    assert list(out.rglob(".incomplete-*")) == []

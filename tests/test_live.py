@@ -225,3 +225,46 @@ def test_interrupted_live_run_cleans_up(tmp_path, signal_name, status):
     assert "no partial results were kept" in stderr
     assert "Traceback" not in stderr
     assert not out.exists() or not any(out.rglob("summary.json"))
+
+
+def test_live_run_deletes_its_resources_and_hides_secrets(tmp_path):
+    import boto3
+
+    scenario = tiny(duration_s=3, drain_s=3)
+    moto = start_moto(tmp_path / "moto.log")
+    try:
+        run_live(scenario, endpoint=moto, work_dir=tmp_path)
+        clients = {
+            name: boto3.client(name, endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id="drainsim-local", aws_secret_access_key="drainsim-local")
+            for name in ("sqs", "sns")
+        }
+        queues = clients["sqs"].list_queues().get("QueueUrls", [])
+        topics = clients["sns"].list_topics().get("Topics", [])
+    finally:
+        moto.stop()
+
+    assert queues == []
+    assert topics == []
+    for log in tmp_path.glob("*.log"):
+        assert "drainsim-local" not in log.read_text(errors="replace"), log.name
+
+
+def test_live_run_refuses_existing_queue(tmp_path, monkeypatch):
+    import boto3
+
+    from sim.errors import UserInputError
+    from sim.live import services
+
+    monkeypatch.setattr(services, "unique_run_tag", lambda: "fixedtag01")
+    monkeypatch.setattr("sim.live.engine.unique_run_tag", lambda: "fixedtag01")
+    moto = start_moto(tmp_path / "moto.log")
+    try:
+        sqs = boto3.client("sqs", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id="drainsim-local", aws_secret_access_key="drainsim-local")
+        existing = sqs.create_queue(QueueName="drainsim-fixedtag01-timer-queue")["QueueUrl"]
+        with pytest.raises(UserInputError, match="will not touch"):
+            run_live(tiny(), endpoint=moto, work_dir=tmp_path)
+        remaining = sqs.list_queues().get("QueueUrls", [])
+    finally:
+        moto.stop()
+
+    assert remaining == [existing]

@@ -62,6 +62,7 @@ def create_resources(clients: dict[str, Any], run_tag: str, design_name: str, se
     """Create the delay queue (with its dead-letter queue), the topic and the observer's queue."""
     sqs, sns = clients["sqs"], clients["sns"]
     resources = Resources(prefix=f"drainsim-{run_tag}-{design_name}")
+    _refuse_existing(sqs, sns, resources.prefix)
     try:
         attributes = {
             "VisibilityTimeout": str(settings.visibility_timeout_s),
@@ -102,6 +103,22 @@ def create_resources(clients: dict[str, Any], run_tag: str, design_name: str, se
         raise
     logger.info("created queue %s and topic %s", resources.queue_url, resources.topic_arn)
     return resources
+
+
+def _refuse_existing(sqs: Any, sns: Any, prefix: str) -> None:
+    """Refuse to run when a queue or topic with this run's names exists already.
+
+    CreateQueue and CreateTopic return an existing resource of the same name instead of failing,
+    so without this check a run could drain, and later delete, a queue it did not create.
+    """
+    queues = sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])
+    topics = [topic["TopicArn"] for topic in sns.list_topics().get("Topics", []) if topic["TopicArn"].rsplit(":", 1)[-1].startswith(prefix)]
+    found = queues + topics
+    if found:
+        raise UserInputError(
+            f"the endpoint already has {', '.join(found)}; drainsim only uses queues and topics it "
+            f"creates, and deletes them afterwards, so it will not touch these"
+        )
 
 
 def _queue_arn(sqs: Any, url: str) -> str:
