@@ -70,6 +70,16 @@ class DropReason(str, enum.Enum):
 FAILED_REASONS = frozenset({EndReason.TIMEOUT, EndReason.ERROR})
 
 
+def next_throttle_backoff_s(previous_s: float) -> float:
+    """Return the wait before the next try of a throttled event: 1 s, then doubling up to 5 min."""
+    return min(previous_s * 2 or limits.THROTTLE_BACKOFF_INITIAL_S, limits.THROTTLE_BACKOFF_MAX_S)
+
+
+def too_old(now_s: float, delay_s: float, first_queued_at_s: float, max_event_age_s: float) -> bool:
+    """Tell whether an event retried ``delay_s`` from now would pass the maximum event age."""
+    return now_s + delay_s - first_queued_at_s > max_event_age_s
+
+
 @dataclass(slots=True)
 class AsyncEvent:
     """One event in Lambda's asynchronous invocation queue."""
@@ -231,9 +241,8 @@ class LambdaFunction:
 
         if self.concurrency >= self.settings.concurrency_limit:
             self.records.throttles += 1
-            backoff_s = event.throttle_backoff_s * 2 or limits.THROTTLE_BACKOFF_INITIAL_S
-            event.throttle_backoff_s = min(backoff_s, limits.THROTTLE_BACKOFF_MAX_S)
-            if now + event.throttle_backoff_s - event.first_queued_at_s > self.settings.max_event_age_s:
+            event.throttle_backoff_s = next_throttle_backoff_s(event.throttle_backoff_s)
+            if too_old(now, event.throttle_backoff_s, event.first_queued_at_s, self.settings.max_event_age_s):
                 self._drop(event, DropReason.EVENT_AGE)
                 return
             logger.debug("throttled %s event; retry in %.1f s", event.trigger.value, event.throttle_backoff_s)
@@ -259,7 +268,7 @@ class LambdaFunction:
             self.records.dropped[DropReason.RETRIES_EXHAUSTED.value] += 1
             return
         delay_s = limits.FUNCTION_ERROR_RETRY_DELAYS_S[event.attempt]
-        if self.env.now + delay_s - event.first_queued_at_s > self.settings.max_event_age_s:
+        if too_old(self.env.now, delay_s, event.first_queued_at_s, self.settings.max_event_age_s):
             self.records.dropped[DropReason.EVENT_AGE.value] += 1
             return
         retry = AsyncEvent(

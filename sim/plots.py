@@ -127,15 +127,7 @@ def write_plots(
         "concurrency.png": _draw_concurrency(context, messages, concurrency),
         "cost.png": _draw_cost(context),
     }
-    paths = []
-    for name, figure in figures.items():
-        path = folder / name
-        figure.savefig(path, dpi=DPI)
-        # Figures made without pyplot are not tracked by any manager, so clearing them and
-        # dropping the reference is all the closing they need.
-        figure.clear()
-        paths.append(path)
-        logger.debug("wrote %s", path)
+    paths = save_figures(folder, figures)
     logger.info("wrote %d plots for scenario %r to %s", len(paths), context.title, folder)
     return sorted(paths)
 
@@ -584,3 +576,17 @@ def _format_duration(seconds: float) -> str:
     if seconds < 3600 or seconds % 3600:
         return f"{seconds / 60:g} min"
     return f"{seconds / 3600:g} h"
+
+
+def save_figures(folder: Path, figures: dict[str, Figure]) -> list[Path]:
+    """Save each figure as ``folder/<name>`` and release it; return the paths in the given order."""
+    paths = []
+    for name, figure in figures.items():
+        path = folder / name
+        figure.savefig(path, dpi=DPI)
+        # Figures made without pyplot are not tracked by any manager, so clearing them and
+        # dropping the reference is all the closing they need.
+        figure.clear()
+        paths.append(path)
+        logger.debug("wrote %s", path)
+    return paths

@@ -33,6 +33,7 @@ from sim.plots import (
     _format_usd,
     _require_columns,
     _use_plain_log_labels,
+    save_figures,
 )
 
 logger = logging.getLogger(__name__)
@@ -194,14 +195,7 @@ def write_sweep_plots(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, figure in figures.items():
-        path = folder / name
-        figure.savefig(path, dpi=DPI)
-        # Figures made without pyplot belong to no figure manager, so clearing is all the closing they need.
-        figure.clear()
-        paths.append(path)
-        logger.debug("wrote %s", path)
+    paths = save_figures(folder, figures)
     logger.info(
         "wrote %d sweep plots of design %s (%d points, %d on the frontier) for scenario %r to %s",
         len(paths), design, len(rows), len(front), scenario_name, folder,

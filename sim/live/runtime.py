@@ -40,7 +40,7 @@ import numpy as np
 
 from sim import limits
 from sim.distributions import Sampler
-from sim.lambda_service import DropReason, EndReason, FAILED_REASONS, Trigger
+from sim.lambda_service import FAILED_REASONS, DropReason, EndReason, Trigger, next_throttle_backoff_s, too_old
 from sim.scenario import LambdaSettings
 
 logger = logging.getLogger(__name__)
@@ -281,9 +281,8 @@ class LocalLambda:
             return
         if self._running >= self.settings.concurrency_limit:
             self.records.throttles += 1
-            backoff_s = event.throttle_backoff_s * 2 or limits.THROTTLE_BACKOFF_INITIAL_S
-            event.throttle_backoff_s = min(backoff_s, limits.THROTTLE_BACKOFF_MAX_S)
-            if now + event.throttle_backoff_s - event.first_queued_at > self.settings.max_event_age_s:
+            event.throttle_backoff_s = next_throttle_backoff_s(event.throttle_backoff_s)
+            if too_old(now, event.throttle_backoff_s, event.first_queued_at, self.settings.max_event_age_s):
                 self._drop(event, DropReason.EVENT_AGE)
                 return
             heapq.heappush(self._queue, (now + event.throttle_backoff_s, next(self._sequence), event))
@@ -305,7 +304,7 @@ class LocalLambda:
             self.records.dropped[DropReason.RETRIES_EXHAUSTED.value] += 1
             return
         delay_s = limits.FUNCTION_ERROR_RETRY_DELAYS_S[event.attempt]
-        if now + delay_s - event.first_queued_at > self.settings.max_event_age_s:
+        if too_old(now, delay_s, event.first_queued_at, self.settings.max_event_age_s):
             self.records.dropped[DropReason.EVENT_AGE.value] += 1
             return
         retry = LiveEvent(Trigger.RETRY, event.first_queued_at, event.chain_id, event.chain_depth, event.attempt + 1)
