@@ -78,7 +78,9 @@ def _duration(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: give seconds, such as 3600") from None
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: give seconds above 0 and at most {MAX_DURATION_S:.0f}, such as 3600"
+        ) from None
     if not 0 < value <= MAX_DURATION_S:
         raise argparse.ArgumentTypeError(
             f"invalid duration {value}: give seconds above 0 and at most {MAX_DURATION_S:.0f}"
@@ -298,6 +300,7 @@ def _run_all(scenarios: list[Scenario], args: argparse.Namespace, design_names: 
     endpoint_choice = _endpoint_choice(args, engines)
     prepared = []
     for scenario in scenarios:
+        check_output_root(args.out / scenario.name)
         names = select_designs(scenario, design_names)
         prepared.append((scenario, names, prepare_arrivals(scenario, names)))
     for scenario, names, arrivals in prepared:

@@ -37,7 +37,8 @@ MAX_SEED = 2**63 - 1
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Infinity and NaN are never meaningful settings; TOML allows them, so they are rejected here.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Arrival(str, enum.Enum):

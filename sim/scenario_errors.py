@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import annotated_types
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 from pydantic.fields import FieldInfo
 
 # Enough to show every independent mistake in a typical file without flooding the terminal.
@@ -64,7 +64,8 @@ def _describe(detail: dict[str, Any], key: str, parent: Any, field: Any) -> str:
         return f"invalid value for '{tag_key}': {found!r}; allowed: {expected}"
 
     if kind == "missing":
-        return f"missing required key '{key}'"
+        allowed = _allowed_text(field)
+        return f"missing required key '{key}'" + (f"; allowed: {allowed}" if allowed else "")
 
     if kind in ("value_error", "assertion_error") and isinstance(value, dict):
         reason = detail["msg"].removeprefix("Value error, ")
@@ -139,6 +140,8 @@ def _resolve_location(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str,
 
 def _union_tags(annotation: Any) -> list[str]:
     """Return the ``kind`` values of a tagged union's members."""
+    if isinstance(annotation, FieldInfo):
+        annotation = annotation.annotation
     tags = []
     for member in typing.get_args(_unwrap(annotation)):
         plain = _unwrap(member)
@@ -184,6 +187,10 @@ def _pick_branch(annotation: Any, tag: Any) -> Any:
         return None
     for member in typing.get_args(bare):
         plain = _unwrap(member)
+        if typing.get_origin(member) is typing.Annotated:
+            tags = [item.tag for item in typing.get_args(member)[1:] if isinstance(item, Tag)]
+            if tag in tags:
+                return plain
         if isinstance(plain, type) and issubclass(plain, BaseModel):
             kind = plain.model_fields.get("kind")
             if plain.__name__ == tag or (kind is not None and kind.default == tag):

@@ -15,8 +15,7 @@ import math
 from typing import Annotated, Any, Union
 
 import numpy as np
-from scipy.stats import qmc
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 # A range may not expand to more values than this: one typo in a step must not make a sweep
 # of millions of points.
@@ -27,7 +26,7 @@ Scalar = Union[bool, int, float, str]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ValuesAxis(_Spec):
@@ -77,7 +76,28 @@ class LogAxis(_Spec):
         return [round(float(value), 12) for value in values]
 
 
-Axis = Annotated[Union[ValuesAxis, RangeAxis, LogAxis], Field(union_mode="left_to_right")]
+def _axis_form(value: Any) -> str:
+    """Tell the form of an axis table from its keys, so errors are reported against that form."""
+    if isinstance(value, RangeAxis):
+        return "range"
+    if isinstance(value, LogAxis):
+        return "log"
+    if isinstance(value, dict):
+        if "log_start" in value or "log_stop" in value or "count" in value:
+            return "log"
+        if "start" in value or "stop" in value or "step" in value:
+            return "range"
+    return "values"
+
+
+Axis = Annotated[
+    Union[
+        Annotated[ValuesAxis, Tag("values")],
+        Annotated[RangeAxis, Tag("range")],
+        Annotated[LogAxis, Tag("log")],
+    ],
+    Discriminator(_axis_form),
+]
 
 
 class SampleKind(str, enum.Enum):
@@ -137,6 +157,9 @@ def sweep_points(settings: SweepSettings, seed: int) -> list[dict[str, Scalar]]:
 
 def _sobol_indices(sizes: list[int], wanted: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
     """Pick distinct grid points from a scrambled Sobol sequence (scipy.stats.qmc.Sobol)."""
+    # Imported here: scipy.stats takes about a second to import, which every command would pay.
+    from scipy.stats import qmc
+
     sampler = qmc.Sobol(d=len(sizes), scramble=True, seed=rng)
     seen: set[tuple[int, ...]] = set()
     picked: list[tuple[int, ...]] = []

@@ -14,6 +14,7 @@ import difflib
 import logging
 import math
 import re
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -260,7 +261,7 @@ def check_metrics(metrics: list[str], row: dict[str, Any], design: str) -> None:
                 "give a dotted name from the design's summary, such as lateness_s.p99, "
                 "cost_usd.per_million_messages or concurrency.peak"
             )
-        raise UserInputError(f"unknown metric {metric!r} for design {design}: {hint}")
+        raise UserInputError(f"unknown metric {metric!r} (given to --minimize or --subject-to) for design {design}: {hint}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,6 +330,7 @@ def run_tune(
         "minimize": minimize,
         "constraints": [str(constraint) for constraint in constraints],
     }
+    folder_existed = folder.exists()
     study_path = _prepare_folder(folder)
 
     replications = _sweep_settings(scenario).replications
@@ -340,7 +342,14 @@ def run_tune(
         # One replication first, so a misspelled metric fails before the rest of the work.
         baseline_tasks = runner.tasks(_BASELINE_POINT_ID, {}, scenario.document)
         baseline_rows = runner.run(baseline_tasks[:1])
-        check_metrics(metrics, baseline_rows[0], design)
+        try:
+            check_metrics(metrics, baseline_rows[0], design)
+        except UserInputError:
+            # A mistake in the command must not leave a new, empty study behind.
+            if not folder_existed:
+                storage.remove_session()
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         if _SETTINGS_ATTR not in study.user_attrs:
             study.set_user_attr(_SETTINGS_ATTR, settings)
         baseline_rows += runner.run(baseline_tasks[1:])

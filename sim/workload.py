@@ -9,7 +9,9 @@ message is sent before the run starts.
 
 from __future__ import annotations
 
+import csv
 import logging
+import warnings
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,7 +343,7 @@ def _locate_trace(scenario: Scenario) -> _TraceFile:
 
     if not path.exists():
         raise trace.error(
-            f"not found. Give the path of a {accepted} file, absolute or relative to {folder}."
+            f"not found. Give the path of a {accepted} file, absolute or relative to {folder.resolve()}."
         )
     if path.is_dir():
         raise trace.error(f"is a folder. Give the path of a {accepted} file.")
@@ -390,7 +392,7 @@ def _read_trace_columns(trace: _TraceFile) -> tuple[pd.Series, pd.Series | None]
     else:
         # All columns are parsed, because with usecols pandas ignores the extra fields of a row
         # that has more fields than the header, and such a row may have shifted columns.
-        frame = _read_file(trace, lambda: pd.read_csv(path, skipinitialspace=True))
+        frame = _read_file(trace, lambda: _read_csv_strictly(path))
         found = list(frame.columns)
 
     if workload.due_column not in found:
@@ -413,6 +415,31 @@ def _read_trace_columns(trace: _TraceFile) -> tuple[pd.Series, pd.Series | None]
 
     delays = frame[workload.delay_column] if len(selected) == 2 else None
     return frame[workload.due_column], delays
+
+
+def _read_csv_strictly(path: Path) -> pd.DataFrame:
+    """Read a CSV trace, rejecting rows with more fields than the header.
+
+    By default pandas would silently take the first field of such rows as the row index, and
+    shift every value one column.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(path, skipinitialspace=True, index_col=False)
+        except pd.errors.ParserWarning:
+            raise ValueError(_first_long_row(path)) from None
+
+
+def _first_long_row(path: Path) -> str:
+    """Describe the first data row of a CSV file that has more fields than its header."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = csv.reader(file)
+        header = next(rows, [])
+        for number, row in enumerate(rows, start=1):
+            if len(row) > len(header):
+                return f"data row {number} has {len(row)} fields but the header has {len(header)}"
+    return "a data row has more fields than the header row"
 
 
 def _read_file(trace: _TraceFile, read: Callable[[], _T]) -> _T:
