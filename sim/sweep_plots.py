@@ -125,8 +125,8 @@ def knee_point(front: pd.DataFrame, x: str, y: str, log_y: bool = False) -> int 
     """Return the index label of the front row closest to the ideal point (min x, min y).
 
     Each axis is scaled linearly to [0, 1] over the front's finite values before measuring the
-    Euclidean distance; with ``log_y``, ``y`` is scaled on a log scale (values at or below 0
-    are ignored), as the frontier plot draws lateness. An axis on which all rows are equal scales to 0 and decides nothing.
+    Euclidean distance. With ``log_y``, ``y`` is scaled on a log scale, as the frontier plot draws
+    lateness, and values at or below 0 are ignored. An axis on which all rows are equal scales to 0 and decides nothing.
     Rows with a non-finite ``x`` or ``y`` are ignored. Ties go to the first row. Returns None
     when no row is left.
 
