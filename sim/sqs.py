@@ -86,7 +86,7 @@ class SqsQueue:
     """One standard queue holding a run's messages, with competing consumers.
 
     Per-message state is kept in Python lists, which are faster than numpy arrays for the
-    one-message reads and writes of the hot path; the ``*_array`` methods convert at the end.
+    one-message reads and writes of the hot path. The ``*_array`` methods convert at the end.
     """
 
     def __init__(
@@ -318,11 +318,11 @@ class SqsQueue:
             taken.append(index)
         return taken
 
-    def _take_fresh(self, wanted: int, now: float) -> int:
-        """Advance past ``wanted`` never-received visible messages, and any expired ones among them.
+    def _take_fresh(self, requested: int, now: float) -> int:
+        """Advance past ``requested`` never-received visible messages, and any expired ones among them.
 
         Returns the new start of the fresh range. Expired messages keep their place in the range
-        but are marked, and ``_fresh_run_has_expired`` tells the caller to skip them.
+        but are marked, and ``_fresh_run_has_expired`` is set so that the caller skips them.
         """
         start = self._next_fresh
         due = self._due_at_s
@@ -332,13 +332,13 @@ class SqsQueue:
         # Only a message visible for longer than the retention minus the longest delay can have
         # expired, so the per-message check is skipped in the common case.
         if now - due[start] < self._retention_s - limits.MAX_DELAY_S:
-            stop = bisect.bisect_right(due, now, lo=start, hi=min(start + wanted, len(due)))
+            stop = bisect.bisect_right(due, now, lo=start, hi=min(start + requested, len(due)))
             self._next_fresh = stop
             return stop
 
         index = start
         kept = 0
-        while kept < wanted and index < len(due) and due[index] <= now:
+        while kept < requested and index < len(due) and due[index] <= now:
             if self._send_at_s[index] + self._retention_s <= now:
                 self._state[index] = _EXPIRED
                 self._fresh_run_has_expired = True
@@ -427,7 +427,7 @@ class SqsQueue:
 
         SQS deletes only with the most recent receipt handle: after a message was received again,
         an older handle leaves it in the queue, although the request reports success. A handle
-        whose visibility timeout expired still deletes a message that nobody received since.
+        whose visibility timeout expired still deletes a message that no consumer received since.
         """
         state = self._state
         receipt = self._receipt

@@ -2,8 +2,9 @@
 
 Every design gets its own queue, topic and local Lambda function. All of them run at the same
 time, on the same arrivals as the simulator and on one wall clock, so a run lasts about the
-scenario's duration plus the drain time. Whatever happens, every process, thread, queue and topic
-the run started or created is stopped or deleted before it returns.
+scenario's duration plus the drain time. On a normal end, an error, Ctrl-C or SIGTERM, every
+process, thread, queue and topic the run started or created is stopped or deleted before it
+returns; a failed deletion is logged, and SIGKILL skips the cleanup.
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ def _run_on_endpoint(
     run_tag = unique_run_tag()
     send_at_s, delays = live_send_plan(arrivals, scenario.live.producer_lead_s)
     _warn_if_producer_too_slow(send_at_s, len(names))
+
     functions: dict[str, LocalLambda] = {}
     invoke_api = InvokeApiServer(functions)
     invoke_api.start()
@@ -238,7 +240,9 @@ def _run_on_endpoint(
         end_at_s = scenario.duration_s + scenario.drain_s
         for name, resources in zip(names, created):
             runs.append(_start_design(scenario, name, resources, endpoint, clients, invoke_api, functions, started_at, end_at_s, send_at_s, delays, arrivals, record_decisions, work_dir))
+
         ended_at_s = _wait_for_drain(scenario, started_at, progress)
+
         # Every design stops at the same instant, before any of them is swept.
         for run in runs:
             run.stop.set()
