@@ -9,9 +9,10 @@ Rules modelled, from the AWS Lambda Developer Guide unless noted:
 - Duration is billed in 1 ms steps from the start of the handler until it returns or is stopped,
   plus the Init phase since August 2025 (Lambda pricing).
 - Concurrency above the limit is throttled (429) ("Lambda scaling behavior").
-- Asynchronous invocations wait in an internal queue. A function error or timeout is retried up
-  to twice, about 1 and 2 minutes later; a throttled event is retried with backoff from 1 s up to
-  5 minutes; an event older than the maximum event age is dropped ("Asynchronous invocation").
+- Asynchronous invocations wait in an internal queue ("Asynchronous invocation"). A function
+  error or timeout is retried up to twice, about 1 and 2 minutes later. A throttled event is
+  retried with backoff from 1 s up to 5 minutes. An event older than the maximum event age is
+  dropped.
 - Recursive loop detection drops the 17th invocation of one chain of requests unless the
   function allows recursion ("Lambda recursive loop detection").
 """

@@ -55,7 +55,7 @@ def format_comparison(summary: dict[str, Any]) -> str:
         rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
         rendered.append("  ".join([first, *rest]).rstrip())
     if any(design["undelivered"]["total"] for design in designs.values()):
-        # A design that delivers less can show lower percentiles, so the table says what they cover.
+        # A design that delivers less can show lower percentiles, so the table states what they cover.
         rendered.append("lateness percentiles cover delivered messages only")
     return "\n".join(rendered)
 

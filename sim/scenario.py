@@ -181,7 +181,7 @@ class QueueSettings(_Settings):
     # The scheduler sends with SendMessage (1) or SendMessageBatch (2 to 10 entries).
     producer_batch_size: int = Field(default=1, ge=1, le=limits.MAX_BATCH_ENTRIES)
     # A waiting long poll notices a message whose delay or visibility timeout ended only at its
-    # next check, every this many seconds; a message sent without delay wakes it at once. 0 is
+    # next check, every this many seconds. A message sent without delay wakes it at once. 0 is
     # AWS. Measured on moto 5.2: about 1 s.
     wakeup_granularity_s: float = Field(default=0.0, ge=0, le=limits.MAX_WAIT_TIME_S)
 
@@ -250,7 +250,7 @@ class EventBridgeSettings(_Settings):
 
 
 class LiveSettings(_Settings):
-    """How the live engine replays the scenario against a real SQS/SNS server."""
+    """Settings of the live engine's replay of the scenario against a real SQS/SNS server."""
 
     # The producer sends each message this long before it is due, or with its own DelaySeconds
     # if that is shorter. A moto server's calls slow down with every message it holds, delayed

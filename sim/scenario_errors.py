@@ -91,9 +91,9 @@ def _field_names(model: Any) -> list[str]:
 
 
 def _resolve_location(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any, Any]:
-    """Walk ``loc`` through the model types; return the dotted key, the parent model and the field.
+    """Walk ``loc`` through the model types, and return the dotted key, the parent model and the field.
 
-    Pydantic puts union branch tags (a ``kind`` value or a type name) into locations; they are not
+    Pydantic puts union branch tags (a ``kind`` value or a type name) into locations. They are not
     keys the user wrote, so they are left out of the dotted key.
     """
     shown: list[str] = []

@@ -145,17 +145,17 @@ def sweep_points(settings: SweepSettings, seed: int) -> list[dict[str, Scalar]]:
 
     sizes = [len(axes[name]) for name in names]
     total = math.prod(sizes)
-    wanted = min(settings.points or total, total)
+    point_count = min(settings.points or total, total)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1_000,)))
     if settings.sample is SampleKind.RANDOM:
-        flat = rng.choice(total, size=wanted, replace=False)
+        flat = rng.choice(total, size=point_count, replace=False)
         indices = [np.unravel_index(int(position), sizes) for position in flat]
     else:
-        indices = _sobol_indices(sizes, wanted, rng)
+        indices = _sobol_indices(sizes, point_count, rng)
     return [{name: axes[name][int(index)] for name, index in zip(names, point)} for point in indices]
 
 
-def _sobol_indices(sizes: list[int], wanted: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+def _sobol_indices(sizes: list[int], point_count: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
     """Pick distinct grid points from a scrambled Sobol sequence (scipy.stats.qmc.Sobol)."""
     # Imported here: scipy.stats takes about a second to import, which every command would pay.
     from scipy.stats import qmc
@@ -166,13 +166,13 @@ def _sobol_indices(sizes: list[int], wanted: int, rng: np.random.Generator) -> l
     # Sobol points are balanced in blocks of powers of two. Blocks are drawn until enough distinct
     # grid points are found, within a bound for grids smaller than the request.
     for _ in range(32):
-        block = sampler.random(max(2, 1 << math.ceil(math.log2(max(wanted, 2)))))
+        block = sampler.random(max(2, 1 << math.ceil(math.log2(max(point_count, 2)))))
         for coordinates in block:
             point = tuple(min(int(value * size), size - 1) for value, size in zip(coordinates, sizes))
             if point not in seen:
                 seen.add(point)
                 picked.append(point)
-                if len(picked) == wanted:
+                if len(picked) == point_count:
                     return picked
     return picked
 

@@ -15,7 +15,7 @@ LIVE_PROCESS_MARKERS = ("sim.live.worker", "moto.server")
 def live_processes(mark: str) -> list[str]:
     """Return the command lines of running worker and moto processes whose environment has ``mark``.
 
-    Every process a test starts inherits the test's environment, so the mark tells them apart
+    Every process a test starts inherits the test's environment, so the mark separates them
     from processes of anything else running on the machine.
     """
     found = []

@@ -120,8 +120,8 @@ def test_watchdog_restarts_dead_chain():
 
 
 def test_dead_chain_stays_dead_after_errors():
-    # Every invocation raises. One that raises after handing over lets the chain go on (and its
-    # retries fork it); once every branch's event has failed three times, the chain is gone.
+    # Every invocation raises. One that raises after handing over lets the chain go on, and its
+    # retries fork it. Once every branch's event has failed three times, the chain is gone.
     run = scenario(
         duration_s=3600,
         designs={"chain": {"kind": "recursive", "timeout_s": 60, "wait_s": 1}},
@@ -142,7 +142,7 @@ def test_dead_chain_stays_dead_after_errors():
 
 def test_timeout_kill_makes_messages_late_not_lost():
     # Publish calls sometimes take longer than the time left, so Lambda stops the invocation
-    # with received messages still undeleted; they reappear and a later instance publishes them.
+    # with received messages still undeleted. They reappear and a later instance publishes them.
     run = scenario(
         duration_s=600,
         drain_s=300,

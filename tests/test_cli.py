@@ -162,7 +162,7 @@ def test_single_design_matches_compare(scenario_file, tmp_path):
     one = json.loads((only_run_folder(tmp_path / "one") / "summary.json").read_text())
     both = json.loads((only_run_folder(tmp_path / "all") / "summary.json").read_text())
 
-    # Streams are keyed by component, so a design sees the same numbers alone or in a comparison.
+    # Streams are keyed by component, so a design gets the same numbers alone or in a comparison.
     assert one["designs"]["timer"] == both["designs"]["timer"]
 
 

@@ -71,7 +71,7 @@ def kinds(trace: list[Any]) -> list[str]:
 
 
 class Script:
-    """Answers receives from a list of batches; each effect costs ``step_s`` of fake time."""
+    """Scripted engine: receives return a list of batches in turn, and each effect costs ``step_s`` of fake time."""
 
     def __init__(self, batches: list[list[Message]], step_s: float = 1.0, empty_wait_s: float = 3.0) -> None:
         self.batches = list(batches)

@@ -185,7 +185,7 @@ def test_timeout_kill_makes_messages_late_not_lost(tmp_path):
 
 def test_killed_processes_lose_nothing(tmp_path):
     # Every invocation's process is killed with SIGKILL at a random moment of its run, often in
-    # the middle of a batch; whatever it had not deleted comes back.
+    # the middle of a batch. Whatever it had not deleted comes back.
     scenario = tiny(
         duration_s=8,
         drain_s=14,

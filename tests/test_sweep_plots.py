@@ -419,6 +419,6 @@ def test_knee_point_log_scale_changes_choice():
     front = pd.DataFrame({"cost": [0.18, 0.30, 0.53, 1.2], "late": [302.0, 35.0, 0.96, 0.42]})
 
     # Linearly, the 302 s point squeezes every other lateness near 0, so the knee is the cheap
-    # 35 s point; on the plot's log scale the 0.96 s point is nearest the ideal corner.
+    # 35 s point. On the plot's log scale the 0.96 s point is nearest the ideal corner.
     assert knee_point(front, "cost", "late") == 1
     assert knee_point(front, "cost", "late", log_y=True) == 2

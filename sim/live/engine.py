@@ -4,7 +4,7 @@ Every design gets its own queue, topic and local Lambda function. All of them ru
 time, on the same arrivals as the simulator and on one wall clock, so a run lasts about the
 scenario's duration plus the drain time. On a normal end, an error, Ctrl-C or SIGTERM, every
 process, thread, queue and topic the run started or created is stopped or deleted before it
-returns; a failed deletion is logged, and SIGKILL skips the cleanup.
+returns. A failed deletion is logged, and SIGKILL skips the cleanup.
 """
 
 from __future__ import annotations
@@ -296,6 +296,7 @@ def _start_design(
         record_decisions,
     )
     functions[function_name] = function
+
     stop = threading.Event()
     run = _DesignRun(
         name=name,
@@ -308,6 +309,7 @@ def _start_design(
         trigger=_Trigger(scenario, design, function, started_at, end_at_s, stop, rngs),
         stop=stop,
     )
+
     function.start()
     for thread in (run.producer, run.observer, run.depth, run.trigger):
         thread.start()

@@ -8,7 +8,7 @@ It follows the same rules as the simulated Lambda service (``sim.lambda_service`
 - invocations above the concurrency limit are throttled and retried with backoff;
 - a failed invocation is retried twice, about 1 and 2 minutes later;
 - recursive loop detection drops the 17th invocation of a chain.
- A small HTTP server on 127.0.0.1 answers Lambda's asynchronous Invoke API, so a handler's
+ A small HTTP server on 127.0.0.1 serves Lambda's asynchronous Invoke API, so a handler's
 boto3 self-invocation reaches this runtime unchanged. Chains are followed the way AWS does it:
 botocore copies the ``_X_AMZN_TRACE_ID`` variable of the invocation into the X-Amzn-Trace-Id header,
 whose Lineage field carries the chain and its depth.

@@ -62,7 +62,7 @@ def create_resources(clients: dict[str, Any], run_tag: str, design_name: str, se
     """Create the delay queue (with its dead-letter queue), the topic and the observer's queue."""
     sqs, sns = clients["sqs"], clients["sns"]
     resources = Resources(prefix=f"drainsim-{run_tag}-{design_name}")
-    _refuse_existing(sqs, sns, resources.prefix)
+    _reject_existing(sqs, sns, resources.prefix)
     try:
         attributes = {
             "VisibilityTimeout": str(settings.visibility_timeout_s),
@@ -105,8 +105,8 @@ def create_resources(clients: dict[str, Any], run_tag: str, design_name: str, se
     return resources
 
 
-def _refuse_existing(sqs: Any, sns: Any, prefix: str) -> None:
-    """Refuse to run when a queue or topic with this run's names exists already.
+def _reject_existing(sqs: Any, sns: Any, prefix: str) -> None:
+    """Raise UserInputError when a queue or topic with this run's names exists already.
 
     CreateQueue and CreateTopic return an existing resource of the same name instead of failing,
     so without this check a run could drain, and later delete, a queue it did not create.

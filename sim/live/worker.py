@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     recorder = _StreamRecorder(protocol)
-    # Lambda's Python runtime sends the handler's log records to its log stream; here that is
+    # Lambda's Python runtime sends the handler's log records to its log stream. Here that is
     # standard error, which the runtime writes to the design's log file.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
